@@ -1,0 +1,1 @@
+print("demo: hello from " .. tostring(process.self()))

@@ -1,0 +1,24 @@
+/*
+** lcoro.h — preemption and coroutines inside a process.
+**
+** The count hook (lcoro_hook) adds up reductions and stops the process when its slice is
+** spent or an exit was decided, by yielding with no values. A process's body is a
+** coroutine; a user coroutine inside it is resumed by our coroutine.resume/wrap, which tell
+** a stop for the process (p->yield != Y_NONE) from a user yield and pass the former up to
+** the scheduler, resuming the inner coroutine where it stopped when the process runs again.
+** The program sees stock coroutine behaviour; the body counts as the main thread.
+**
+** debug.sethook stores the program's hook per thread and keeps the count hook installed,
+** calling the program's hook for the events it asked for.
+*/
+#ifndef LCORO_H
+#define LCORO_H
+
+#include <lua.h>
+
+/* Install the hook on L and replace coroutine.* and debug.sethook/gethook (in setup). */
+void lcoro_open(lua_State *L);
+
+void lcoro_hook(lua_State *L, lua_Debug *ar);
+
+#endif

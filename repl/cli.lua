@@ -1,0 +1,105 @@
+--- moonbeam.cli — the first process of the `moonbeam` command.
+--
+-- Does what `lua` does with its command line, in the same order: the version banner,
+-- the `arg` table, LUA_INIT, `-e`/`-l`/`-W` in order, the script with its arguments, then
+-- the shell (with `-i`, or with no script on a terminal) or a script read from stdin.
+--
+-- Errors at run time propagate out of this process: the runtime prints them as `lua`
+-- does ("progname: message" and a traceback) and halts with status 1. Errors while
+-- loading a chunk are printed without a traceback, as `lua` prints them.
+-- @module moonbeam.cli
+
+local M = {}
+
+local function fail(progname, msg)
+  io.stderr:write(progname, ": ", tostring(msg), "\n")
+  io.stderr:flush()
+  os.exit(1)
+end
+
+--- The global `arg`: the script at 0, its arguments after, interpreter options before.
+local function make_arg(a)
+  local t = {}
+  for i = 0, a.argc - 1 do
+    t[i - a.script] = a.argv[i]
+  end
+  return t
+end
+
+local function run_chunk(a, chunk, err, ...)
+  if not chunk then fail(a.progname, err) end
+  return chunk(...)
+end
+
+local function run_init(a)
+  local name, init = "LUA_INIT_5_4", os.getenv("LUA_INIT_5_4")
+  if not init then name, init = "LUA_INIT", os.getenv("LUA_INIT") end
+  if not init then return end
+  if init:sub(1, 1) == "@" then
+    run_chunk(a, loadfile(init:sub(2)))
+  else
+    run_chunk(a, load(init, "=" .. name))
+  end
+end
+
+local function require_global(spec)
+  local global, name = spec:match("^([^=]+)=(.+)$")
+  if not global then global, name = spec, spec end
+  _G[global] = require(name)
+end
+
+--- -e, -l and -W, in command-line order, up to the script.
+local function run_options(a)
+  local last = a.script > 0 and a.script - 1 or a.argc - 1
+  local i = 1
+  while i <= last do
+    local opt = a.argv[i]
+    local kind, rest = opt:sub(2, 2), opt:sub(3)
+    if opt == "--" then break end
+    if kind == "e" or kind == "l" or kind == "S" then
+      if rest == "" then
+        i = i + 1
+        rest = a.argv[i]
+      end
+      if kind == "e" then
+        run_chunk(a, load(rest, "=(command line)"))
+      elseif kind == "l" then
+        require_global(rest)
+      end
+    elseif kind == "W" then
+      warn("@on")
+    end
+    i = i + 1
+  end
+end
+
+local function run_script(a)
+  local name = a.argv[a.script]
+  if name == "-" and a.argv[a.script - 1] ~= "--" then name = nil end
+  local args = {}
+  for i = a.script + 1, a.argc - 1 do
+    args[#args + 1] = a.argv[i]
+  end
+  run_chunk(a, loadfile(name), nil, table.unpack(args, 1, a.argc - 1 - a.script))
+end
+
+--- Runs the command line described by `a` (the table of the moonbeam.args module).
+function M.main(a)
+  if a.show_version then print(a.version) end
+  _G.arg = make_arg(a)
+  if not a.no_env then run_init(a) end
+  run_options(a)
+  if a.script > 0 then run_script(a) end
+  if a.interactive then
+    require("moonbeam.shell").run(a)
+  elseif a.script == 0 and not a.has_e and not a.show_version then
+    if a.tty then
+      print(a.version)
+      require("moonbeam.shell").run(a)
+    else
+      run_chunk(a, loadfile(nil))
+    end
+  end
+end
+
+return M
