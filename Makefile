@@ -73,7 +73,7 @@ $(B)/moonbeam: $(B)/main.o $(B)/line.o $(B)/libmoonbeam.a
 	$(CC) $(ALL_CFLAGS) -o $@ $(B)/main.o $(B)/line.o $(B)/libmoonbeam.a $(LIBS)
 
 moonbeam: $(B)/moonbeam
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 $(B)/tests/%: tests/c/%.c tests/c/test.h $(B)/libmoonbeam.a | $(B)/tests
 	$(CC) $(ALL_CFLAGS) -Iinterp -o $@ $< $(B)/libmoonbeam.a $(LIBS)

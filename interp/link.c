@@ -147,36 +147,44 @@ static void queue_own(proc *p, mbox_item *m) {
 
 /* ================================================================ info */
 
-static int put_field_str(msg_buf *b, const char *k, const char *v) {
-  return msgb_str(b, k, strlen(k)) || msgb_str(b, v, strlen(v));
+/* The fields of an info table go to a scratch buffer first and are counted there, since
+** the table header announces the count before the fields. */
+typedef struct fields {
+  msg_buf b;
+  uint32_t n;
+  int bad;
+} fields;
+
+static void key(fields *f, const char *k) {
+  f->n++;
+  f->bad |= msgb_str(&f->b, k, strlen(k));
 }
 
-static int put_field_int(msg_buf *b, const char *k, int64_t v) {
-  return msgb_str(b, k, strlen(k)) || msgb_int(b, v);
+static void field_str(fields *f, const char *k, const char *v) {
+  key(f, k);
+  f->bad |= msgb_str(&f->b, v, strlen(v));
 }
 
-static int put_links(msg_buf *b, const pidset *s) {
-  if (msgb_str(b, "links", 5) || msgb_table(b, (uint32_t)s->n, 0)) return 1;
-  for (size_t i = 0; i < s->n; i++)
-    if (msgb_term(b, s->v[i])) return 1;
-  return 0;
+static void field_int(fields *f, const char *k, int64_t v) {
+  key(f, k);
+  f->bad |= msgb_int(&f->b, v);
 }
 
-static int put_watchers(msg_buf *b, const monset *s) {
-  if (msgb_str(b, "monitored_by", 12) || msgb_table(b, (uint32_t)s->n, 0)) return 1;
-  for (size_t i = 0; i < s->n; i++)
-    if (msgb_term(b, s->v[i].pid)) return 1;
-  return 0;
+static void field_links(fields *f, const pidset *s) {
+  key(f, "links");
+  f->bad |= msgb_table(&f->b, (uint32_t)s->n, 0);
+  for (size_t i = 0; i < s->n; i++) f->bad |= msgb_term(&f->b, s->v[i]);
 }
 
-static int put_monitors(msg_buf *b, const monset *s) {
-  if (msgb_str(b, "monitors", 8) || msgb_table(b, (uint32_t)s->n, 0)) return 1;
+/* monitors: the pids (or names) we monitor; monitored_by: who monitors us. */
+static void field_monitors(fields *f, const char *k, const monset *s, int watchers) {
+  key(f, k);
+  f->bad |= msgb_table(&f->b, (uint32_t)s->n, 0);
   for (size_t i = 0; i < s->n; i++) {
-    int bad = s->v[i].name ? msgb_str(b, s->v[i].name, strlen(s->v[i].name))
-                           : msgb_term(b, s->v[i].pid);
-    if (bad) return 1;
+    const mon *m = &s->v[i];
+    f->bad |= (!watchers && m->name) ? msgb_str(&f->b, m->name, strlen(m->name))
+                                     : msgb_term(&f->b, m->pid);
   }
-  return 0;
 }
 
 /* The Lua function the process stands in now (first Lua frame of its innermost coroutine). */
@@ -189,13 +197,14 @@ static int current_frame(proc *p, lua_Debug *ar) {
   return 0;
 }
 
-static int put_current(msg_buf *b, proc *p) {
+static void field_current(fields *f, proc *p) {
   lua_Debug ar;
-  if (!current_frame(p, &ar)) return 0;
-  if (msgb_str(b, "current", 7) || msgb_table(b, 0, ar.name ? 3 : 2)) return 1;
-  if (put_field_str(b, "source", ar.short_src) || put_field_int(b, "line", ar.currentline))
-    return 1;
-  return ar.name ? put_field_str(b, "name", ar.name) : 0;
+  if (!current_frame(p, &ar)) return;
+  key(f, "current");
+  f->bad |= msgb_table(&f->b, 0, ar.name ? 3 : 2);
+  f->bad |= msgb_str(&f->b, "source", 6) || msgb_str(&f->b, ar.short_src, strlen(ar.short_src));
+  f->bad |= msgb_str(&f->b, "line", 4) || msgb_int(&f->b, ar.currentline);
+  if (ar.name) f->bad |= msgb_str(&f->b, "name", 4) || msgb_str(&f->b, ar.name, strlen(ar.name));
 }
 
 static const char *status_name(int st) {
@@ -207,29 +216,37 @@ static const char *status_name(int st) {
   }
 }
 
-/* {ref, info} for process.info: counts of fields first, as the table header wants them. */
-static int info_blob(msg_buf *b, proc *p, uint64_t ref) {
+static void info_fields(fields *f, proc *p) {
   char name[256];
-  lua_Debug ar;
-  int has_name = reg_name_of(p->rt, p, name, sizeof name);
-  int has_cur = current_frame(p, &ar);
-  uint32_t nfields = 10 + (uint32_t)has_name + (uint32_t)has_cur;
-  if (msgb_count(b, 1) || msgb_table(b, 2, 0) || msgb_term(b, ref)) return 1;
-  if (msgb_table(b, 0, nfields)) return 1;
-  if (put_field_str(b, "status", status_name(p->status_hint))) return 1;
-  if (has_name && put_field_str(b, "name", name)) return 1;
-  if (put_field_int(b, "reductions", (int64_t)p->reds) ||
-      put_field_int(b, "message_queue_len",
-                    (int64_t)(p->qlen + p->box.npriv)) ||
-      put_field_int(b, "memory", (int64_t)p->mem) ||
-      put_links(b, &p->links) || put_monitors(b, &p->mon_out) ||
-      put_watchers(b, &p->mon_in) ||
-      msgb_str(b, "trap_exit", 9) || msgb_bool(b, p->trap_exit) ||
-      put_field_str(b, "initial_call", p->initial_call ? p->initial_call : "?") ||
-      put_field_int(b, "messages_in", (int64_t)p->msgs_in) ||
-      put_field_int(b, "messages_out", (int64_t)p->msgs_out))
-    return 1;
-  return has_cur ? put_current(b, p) : 0;
+  field_str(f, "status", status_name(p->status_hint));
+  if (reg_name_of(p->rt, p, name, sizeof name)) field_str(f, "name", name);
+  field_int(f, "reductions", (int64_t)p->reds);
+  field_int(f, "message_queue_len", (int64_t)(p->qlen + p->box.npriv));
+  field_int(f, "memory", (int64_t)p->mem);
+  field_links(f, &p->links);
+  field_monitors(f, "monitors", &p->mon_out, 0);
+  field_monitors(f, "monitored_by", &p->mon_in, 1);
+  key(f, "trap_exit");
+  f->bad |= msgb_bool(&f->b, p->trap_exit);
+  field_str(f, "initial_call", p->initial_call ? p->initial_call : "?");
+  field_int(f, "messages_in", (int64_t)p->msgs_in);
+  field_int(f, "messages_out", (int64_t)p->msgs_out);
+  field_int(f, "messages_scanned", (int64_t)p->scanned);
+  field_current(f, p);
+}
+
+/* {ref, info} for process.info. */
+static int info_blob(msg_buf *b, proc *p, uint64_t ref) {
+  fields f;
+  int bad;
+  msg_buf_init(&f.b);
+  f.n = 0;
+  f.bad = 0;
+  info_fields(&f, p);
+  bad = f.bad || msgb_count(b, 1) || msgb_table(b, 2, 0) || msgb_term(b, ref) ||
+        msgb_table(b, 0, f.n) || msg_buf_add(b, f.b.p, f.b.len);
+  msg_buf_free(&f.b);
+  return bad;
 }
 
 static void reply_info(proc *p, const mbox_item *req) {
@@ -331,17 +348,16 @@ void link_unlink(proc *p, uint64_t pid) {
     proc_deliver(p->rt, pid, mbox_item_new(SIG_UNLINK, p->pid, 0, NULL, 0));
 }
 
-uint64_t link_monitor(proc *p, uint64_t pid, const char *name) {
-  uint64_t ref = rt_make_ref(p->rt);
+int link_monitor(proc *p, uint64_t pid, const char *name, uint64_t ref) {
   proc *t = pid ? proc_lookup(p->rt, pid) : NULL;
   if (t == NULL) {
     queue_own(p, noproc_down(ref, pid, name));
-    return ref;
+    return 0;
   }
   proc_release(t);
-  if (monset_add(&p->mon_out, ref, pid, name) != 0) return 0;
+  if (monset_add(&p->mon_out, ref, pid, name) != 0) return MB_ENOMEM;
   proc_deliver(p->rt, pid, mbox_item_new(SIG_MONITOR, p->pid, ref, NULL, 0));
-  return ref;
+  return 0;
 }
 
 static int is_down_item(const mbox_item *m, void *ud) {

@@ -340,6 +340,7 @@ static int pat_match(lua_State *L, int msg, int pat, int depth) {
 
 static int matches(lua_State *L, int kind, int matcher, int msg) {
   int ok = 0;
+  proc_of(L)->scanned++;
   switch (kind) {
     case M_ANY: return 1;
     case M_PAT: return pat_match(L, msg, matcher, 0);
@@ -575,15 +576,11 @@ static int l_unlink(lua_State *L) {
 
 static int l_monitor(lua_State *L) {
   proc *p = self(L);
-  uint64_t ref;
-  if (lua_type(L, 1) == LUA_TSTRING) {
-    const char *name = checkname(L, 1);
-    ref = link_monitor(p, reg_whereis(p->rt, name), name);
-  } else {
-    ref = link_monitor(p, checkpid(L, 1), NULL);
-  }
-  if (ref == 0) return luaL_error(L, "not enough memory");
+  const char *name = lua_type(L, 1) == LUA_TSTRING ? checkname(L, 1) : NULL;
+  uint64_t pid = name ? reg_whereis(p->rt, name) : checkpid(L, 1);
+  uint64_t ref = rt_make_ref(p->rt);
   mark(p, ref);
+  if (link_monitor(p, pid, name, ref) != 0) return luaL_error(L, "not enough memory");
   lproc_pushterm(L, ref);
   return 1;
 }

@@ -590,10 +590,11 @@ static void finish(proc *p) {
 
 /* Wait, unless what we wait for came meanwhile (see proc_deliver). */
 static void park(proc *p, int st) {
+  int timed = p->wait_timer != 0;   /* read before the store: p may run elsewhere after it */
   p->status_hint = st;
   atomic_store(&p->state, st);
   if (atomic_load(&p->sigpending) ||
-      atomic_load(&p->tmo_fired) == atomic_load(&p->wait_gen) ||
+      (timed && atomic_load(&p->tmo_fired) == atomic_load(&p->wait_gen)) ||
       (st == P_WAITING && mbox_pending(&p->box))) {
     int expected = st;
     if (atomic_compare_exchange_strong(&p->state, &expected, P_RUNNABLE)) sched_enqueue(p);

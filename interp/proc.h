@@ -119,6 +119,7 @@ struct proc {
   uint64_t mark_ref, mark_seq;  /* newest ref made here, and the queue position then */
   uint64_t wait_timer;          /* timer of the current receive/sleep (0: none) */
   uint64_t msgs_in, msgs_out;
+  uint64_t scanned;             /* messages receive has tested against a matcher */
   char *initial_call;
 
   /* under the name-registry lock */
