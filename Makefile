@@ -52,7 +52,7 @@ $(B)/embed.c: $(LUA_MODS) $(B)/mkembed
 	$(B)/mkembed $@ $(EMBED_ARGS)
 
 $(B)/embed.o: $(B)/embed.c interp/embed.h
-	$(CC) $(LIB_CFLAGS) -Iinterp -c -o $@ $<
+	$(CC) $(LIB_CFLAGS) -iquote interp -c -o $@ $<
 
 $(B)/%.o: interp/%.c $(HDRS) | $(B)
 	$(CC) $(LIB_CFLAGS) -c -o $@ $<
@@ -76,7 +76,7 @@ moonbeam: $(B)/moonbeam
 	cp $< $@.tmp && mv -f $@.tmp $@
 
 $(B)/tests/%: tests/c/%.c tests/c/test.h $(B)/libmoonbeam.a | $(B)/tests
-	$(CC) $(ALL_CFLAGS) -Iinterp -o $@ $< $(B)/libmoonbeam.a $(LIBS)
+	$(CC) $(ALL_CFLAGS) -iquote interp -o $@ $< $(B)/libmoonbeam.a $(LIBS)
 
 deps:
 	@missing=""; \

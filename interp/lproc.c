@@ -154,8 +154,10 @@ static spawn_req *spawn_request(lua_State *L, int first) {
   return req;
 }
 
-/* Ref-creating calls mark the mailbox: a receive for that ref skips what came before. */
+/* Ref-creating calls mark the mailbox: a receive for that ref skips what came before,
+** including what is still in the inbox (taken first, so it is counted). */
 static void mark(proc *p, uint64_t ref) {
+  link_signals(p);
   p->mark_ref = ref;
   p->mark_seq = p->qtail + p->box.npriv;
 }
@@ -164,6 +166,7 @@ static int spawn_with(lua_State *L, int first, spawn_opts *o, const char *fname)
   proc *p = self(L);
   uint64_t pid;
   int st = proc_spawn(p->rt, p, spawn_request(L, first), o, &pid);
+  p->reds += 10;
   if (st == MB_ENAME)
     return luaL_error(L, "bad argument #1 to '%s' (name '%s' is already registered)", fname,
                       o->name);
@@ -237,6 +240,7 @@ static int l_send(lua_State *L) {
   blob = encode(L, 2, 1, "msg", &len);
   proc_deliver(p->rt, dest, newitem(L, SIG_MSG, p->pid, 0, blob, len));
   p->msgs_out++;
+  p->reds += 1 + len / 256;   /* like Erlang, message passing costs reductions */
   return 1;
 }
 
@@ -264,6 +268,13 @@ static int decode_next(lua_State *L, proc *p) {
   }
   p->msgs_in++;
   return 1;
+}
+
+/* A decoded message taken without being queued still uses up its position, so positions
+** (and the mark, which counts them) stay those of arrival order. */
+static void pass_over(proc *p) {
+  if (p->qhead == p->qtail) p->qhead++;
+  p->qtail++;
 }
 
 static void store(lua_State *L, proc *p, int q) {
@@ -340,7 +351,9 @@ static int pat_match(lua_State *L, int msg, int pat, int depth) {
 
 static int matches(lua_State *L, int kind, int matcher, int msg) {
   int ok = 0;
-  proc_of(L)->scanned++;
+  proc *p = proc_of(L);
+  p->scanned++;
+  p->reds++;
   switch (kind) {
     case M_ANY: return 1;
     case M_PAT: return pat_match(L, msg, matcher, 0);
@@ -422,6 +435,7 @@ static int scan(lua_State *L, proc *p, int kind, int matcher, uint64_t *pos) {
     if (skip || kind == M_FUNC) store(L, p, q);
     if (!skip && matches(L, kind, matcher, lua_gettop(L))) {
       if (kind == M_FUNC) take(L, p, q, p->qtail - 1);
+      else pass_over(p);
       lua_remove(L, q);
       *pos = p->qtail;
       return 1;
@@ -588,6 +602,7 @@ static int l_monitor(lua_State *L) {
 /* A queued {"DOWN", ref, ...}? */
 static int is_down_for(lua_State *L, int msg, uint64_t ref) {
   int yes;
+  msg = lua_absindex(L, msg);
   if (!lua_istable(L, msg)) return 0;
   lua_rawgeti(L, msg, 1);
   lua_rawgeti(L, msg, 2);
@@ -800,8 +815,8 @@ static int l_alive(lua_State *L) {
 static int l_info(lua_State *L) {
   proc *p = self(L);
   uint64_t pid = checkpid(L, 1), ref = rt_make_ref(p->rt);
+  mark(p, ref);   /* before asking: a reply to ourselves is queued at once */
   proc_deliver(p->rt, pid, newitem(L, SIG_INFO, p->pid, ref, NULL, 0));
-  mark(p, ref);
   lua_settop(L, 0);
   lua_createtable(L, 2, 0);
   lproc_pushterm(L, ref);

@@ -16,9 +16,12 @@ enum { HAS_E = 1, HAS_I = 2, HAS_V = 4, HAS_NOENV = 8, HAS_W = 16 };
 static int cli_argc, cli_script, cli_flags;
 static char **cli_argv;
 
-static void usage(const char *progname, const char *badopt) {
-  if (badopt) {
-    if (badopt[1] == 'e' || badopt[1] == 'l' || badopt[1] == 'S')
+static void usage(const char *progname, const char *badopt, const char *badval) {
+  if (badval)
+    fprintf(stderr, "%s: '%s' needs a number of schedulers from 1 to 1024, not '%s'\n",
+            progname, badopt, badval);
+  else if (badopt) {
+    if (badopt[1] == 'e' || badopt[1] == 'l' || (badopt[1] == 'S' && !badopt[2]))
       fprintf(stderr, "%s: '%s' needs argument\n", progname, badopt);
     else
       fprintf(stderr, "%s: unrecognized option '%s'\n", progname, badopt);
@@ -72,15 +75,19 @@ static int collect(int argc, char **argv, mb_config *cfg, int *script) {
         if (a[2] == '\0' && (++i >= argc || argv[i][0] == '-')) goto bad;
         break;
       case 'S': {
-        const char *n = a[2] ? a + 2 : (++i < argc ? argv[i] : "");
-        if ((cfg->schedulers = schedulers_arg(n)) < 0) goto bad;
+        const char *n = a[2] ? a + 2 : (++i < argc ? argv[i] : NULL);
+        if (n == NULL) goto bad;
+        if ((cfg->schedulers = schedulers_arg(n)) < 0) {
+          usage(argv[0], a, n);
+          return -1;
+        }
         break;
       }
       default: goto bad;
     }
     continue;
   bad:
-    usage(argv[0], a);
+    usage(argv[0], a, NULL);
     return -1;
   }
   return flags;

@@ -40,6 +40,11 @@
 #define MB_IDLE_SPINS 64
 #endif
 
+/* An idle scheduler looks for work to steal this often while another one is busy (ns). */
+#ifndef MB_IDLE_POLL_NS
+#define MB_IDLE_POLL_NS 1000000L
+#endif
+
 /* Stack size of a scheduler thread (the codec and deep Lua C calls recurse). */
 #ifndef MB_SCHED_STACK
 #define MB_SCHED_STACK (16u << 20)

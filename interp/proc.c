@@ -477,10 +477,12 @@ static void crash_report(lua_State *L, proc *p, int with_trace) {
 static void main_error(lua_State *L, proc *p, int ev, int with_trace) {
   const char *msg = lua_tostring(L, ev);
   if (msg == NULL) {
-    if (luaL_callmeta(L, ev, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+    if (luaL_callmeta(L, ev, "__tostring") && lua_type(L, -1) == LUA_TSTRING) {
       msg = lua_tostring(L, -1);
-    else
+      with_trace = 0;   /* lua prints such an object's text alone */
+    } else {
       msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, ev));
+    }
   }
   if (with_trace) {
     luaL_traceback(L, p->body, msg, 0);
@@ -630,6 +632,7 @@ void proc_run(proc *p) {
     finish(p);
     return;
   }
+  p->reds++;   /* being scheduled costs one, as in Erlang */
   p->slice_end = p->reds + MB_SLICE;
   p->yield = Y_NONE;
   st = lua_resume(p->body, NULL, p->nargs, &nres);

@@ -1,6 +1,7 @@
 /* sched.c — scheduler threads: per-thread run queues, work stealing, sleeping when idle. */
 #include <sched.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mbconf.h"
@@ -117,15 +118,37 @@ static int work_anywhere(mb_runtime *rt) {
   return 0;
 }
 
-/* Sleep until poked (or stopping). Announce the sleep first, then look once more. */
+static int others_busy(mb_runtime *rt, sched *me) {
+  for (int i = 0; i < rt->nsched; i++)
+    if (&rt->scheds[i] != me && atomic_load(&rt->scheds[i].busy)) return 1;
+  return 0;
+}
+
+/*
+** Sleep until poked (or stopping). Announce the sleep first, then look once more.
+** While another scheduler is running something, wake every millisecond to look for work
+** to steal: a process woken onto a busy scheduler's queue must not wait there for long
+** while this core idles. With nothing running anywhere, sleep until poked.
+*/
 static void idle_sleep(sched *s) {
   mb_runtime *rt = s->rt;
   pthread_mutex_lock(&s->lock);
   atomic_store(&s->sleeping, 1);
   atomic_fetch_add(&rt->nsleeping, 1);
   if (!work_anywhere(rt) && atomic_load(&rt->state) != RT_STOPPED) {
-    while (!s->wake && atomic_load(&rt->state) != RT_STOPPED)
-      pthread_cond_wait(&s->cond, &s->lock);
+    if (others_busy(rt, s)) {
+      struct timespec ts;
+      clock_gettime(CLOCK_MONOTONIC, &ts);
+      ts.tv_nsec += MB_IDLE_POLL_NS;
+      if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+      }
+      if (!s->wake) pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+    } else {
+      while (!s->wake && atomic_load(&rt->state) != RT_STOPPED)
+        pthread_cond_wait(&s->cond, &s->lock);
+    }
   }
   s->wake = 0;
   atomic_fetch_sub(&rt->nsleeping, 1);
@@ -156,8 +179,10 @@ static void *sched_main(void *arg) {
       continue;
     }
     s->current = p;
+    atomic_store(&s->busy, 1);
     atomic_store_explicit(&p->home, s->id, memory_order_relaxed);
     proc_run(p);
+    atomic_store(&s->busy, 0);
     s->current = NULL;
   }
   self_sched = NULL;
@@ -184,7 +209,11 @@ int sched_start(mb_runtime *rt) {
     s->rt = rt;
     s->rnd = (unsigned)i * 2654435761u + 1;
     pthread_mutex_init(&s->lock, NULL);
-    pthread_cond_init(&s->cond, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cond, &ca);
+    pthread_condattr_destroy(&ca);
     s->enc = msg_enc_new();
     if (s->enc == NULL) return MB_ENOMEM;
   }

@@ -28,6 +28,7 @@ struct sched {
   proc *head, *tail;
   _Atomic int len;
   _Atomic int sleeping;
+  _Atomic int busy;             /* running a process now */
   int wake;                     /* a wake-up was posted while it slept */
   msg_enc *enc;                 /* codec scratch of this thread */
   proc *current;                /* process being run */

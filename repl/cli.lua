@@ -42,10 +42,13 @@ local function run_init(a)
   end
 end
 
+--- As lua's -l: the error of a failed require carries no position of ours.
 local function require_global(spec)
   local global, name = spec:match("^([^=]+)=(.+)$")
   if not global then global, name = spec, spec end
-  _G[global] = require(name)
+  local ok, mod = pcall(require, name)
+  if not ok then error(mod, 0) end
+  _G[global] = mod
 end
 
 --- -e, -l and -W, in command-line order, up to the script.
@@ -80,7 +83,8 @@ local function run_script(a)
   for i = a.script + 1, a.argc - 1 do
     args[#args + 1] = a.argv[i]
   end
-  run_chunk(a, loadfile(name), nil, table.unpack(args, 1, a.argc - 1 - a.script))
+  local chunk, err = loadfile(name)
+  run_chunk(a, chunk, err, table.unpack(args, 1, a.argc - 1 - a.script))
 end
 
 --- Runs the command line described by `a` (the table of the moonbeam.args module).
@@ -91,11 +95,11 @@ function M.main(a)
   run_options(a)
   if a.script > 0 then run_script(a) end
   if a.interactive then
-    require("moonbeam.shell").run(a)
+    require("moonbeam.shell").run()
   elseif a.script == 0 and not a.has_e and not a.show_version then
     if a.tty then
       print(a.version)
-      require("moonbeam.shell").run(a)
+      require("moonbeam.shell").run()
     else
       run_chunk(a, loadfile(nil))
     end

@@ -47,14 +47,14 @@ local function handler(err)
   return debug.traceback(err, 2)
 end
 
-local function report(progname, msg)
-  io.stderr:write(progname, ": ", msg, "\n")
+--- As lua's shell: errors without the program name in front.
+local function report(msg)
+  io.stderr:write(msg, "\n")
   io.stderr:flush()
 end
 
---- Runs the shell until end of input. `a` is the command line (for the program name).
-function M.run(a)
-  local progname = a and a.progname or "moonbeam"
+--- Runs the shell until end of input.
+function M.run()
   while true do
     local src = read("> ")
     if src == nil then
@@ -63,11 +63,11 @@ function M.run(a)
     end
     local chunk, err = compile(src)
     if not chunk then
-      report(progname, err)
+      report(err)
     else
       local res = table.pack(xpcall(chunk, handler))
       if not res[1] then
-        report(progname, res[2])
+        report(res[2])
       elseif res.n > 1 then
         print(table.unpack(res, 2, res.n))
       end
