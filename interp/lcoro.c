@@ -24,6 +24,7 @@ typedef struct uhook {
   int mask;     /* LUA_MASK* the program asked for */
   int count;    /* its count, 0 if none */
   int left;     /* instructions until its count hook is due */
+  int owed;     /* count calls put off to the next firing (see program_count) */
 } uhook;
 
 static const char *const eventnames[] = {"call", "return", "line", "count", "tail call"};
@@ -70,21 +71,37 @@ static void call_program_hook(lua_State *L, lua_Debug *ar) {
 static void program_event(lua_State *L, lua_Debug *ar) {
   uhook *h = gethook(L, L);
   if (h == NULL) return;
-  if (h->mask & (1 << ar->event)) call_program_hook(L, ar);
+  int bit = ar->event == LUA_HOOKTAILCALL ? LUA_MASKCALL : 1 << ar->event;
+  if (h->mask & bit) call_program_hook(L, ar);
   lua_pop(L, 2);
 }
 
-/* Count the program's count hook down by `armed` instructions; call it when due.
-** Returns how many instructions our hook should wait next. */
-static int program_count(lua_State *L, lua_Debug *ar, int armed) {
-  int next = MB_HOOK_COUNT;
+/*
+** Count the program's count hook down by `armed` instructions; call it when due.
+** Returns how many instructions our hook should wait next.
+** The instructions of a Lua hook count too, and when a hook yields, Lua restarts the count
+** as if none had run: calling the program's hook on a firing where we stop would lose count.
+** So a firing where we stop (*stop set) calls nothing: a call due then is owed, and paid
+** at the next firing, which in turn does not stop (*stop cleared). Either way the process
+** stops within two firings and the program sees the calls stock Lua makes.
+*/
+static int program_count(lua_State *L, lua_Debug *ar, int armed, int *stop) {
+  int next = MB_HOOK_COUNT, due = 0;
   uhook *h = gethook(L, L);
   if (h == NULL) return next;
   if (h->mask & LUA_MASKCOUNT) {
     h->left -= armed;
     if (h->left <= 0) {
       h->left = h->count;
-      call_program_hook(L, ar);
+      due = 1;
+    }
+    if (*stop && due && h->owed == 0) {
+      h->owed = 1;
+    } else if (due || h->owed > 0) {
+      int n = h->owed + due;
+      h->owed = 0;
+      *stop = 0;
+      while (n-- > 0) call_program_hook(L, ar);
     }
     if (h->left < next) next = h->left;
   }
@@ -104,26 +121,41 @@ static void rearm(lua_State *L, int count) {
 ** Where the VM cannot yield (inside a C call such as a table.sort comparator) the stop is
 ** owed: the hook comes back sooner and stops at the first yieldable point.
 */
+static void stop_here(lua_State *L, proc *p) {
+  p->stop_owed = 0;
+  p->yield = p->exiting ? Y_EXIT : Y_PREEMPT;
+  lua_yield(L, 0);
+}
+
 void lcoro_hook(lua_State *L, lua_Debug *ar) {
   proc *p = proc_of(L);
-  int armed, next = MB_HOOK_COUNT;
+  int armed, want, stop, next = MB_HOOK_COUNT;
+  /* Lua goes on to the line event of a step whose count event yielded: leave it */
+  if (lua_status(L) != LUA_OK) return;
   if (ar->event != LUA_HOOKCOUNT) {
     if (p->user_hooks) program_event(L, ar);
+    if (ar->event == LUA_HOOKLINE && p->stop_owed && lua_isyieldable(L)) stop_here(L, p);
     return;
   }
   armed = lua_gethookcount(L);
   p->reds += (uint64_t)armed;
-  if (p->user_hooks) next = program_count(L, ar, armed);
   if (atomic_load_explicit(&p->sigpending, memory_order_relaxed)) link_signals(p);
-  if (p->exiting || p->reds >= p->slice_end) {
-    if (lua_isyieldable(L)) {
-      if (armed != next) rearm(L, next);
-      p->yield = p->exiting ? Y_EXIT : Y_PREEMPT;
-      lua_yield(L, 0);
-      return;
-    }
+  want = p->exiting || p->reds >= p->slice_end;
+  /* with a program line hook, stop at a line event, after the program has seen it: once a
+  ** step yields, Lua calls no more hooks for it */
+  stop = want && lua_isyieldable(L) && !(lua_gethookmask(L) & LUA_MASKLINE);
+  if (p->user_hooks) next = program_count(L, ar, armed, &stop);
+  if (stop) {
+    if (armed != next) rearm(L, next);
+    stop_here(L, p);
+    return;
+  }
+  if (want && (lua_gethookmask(L) & LUA_MASKLINE) && lua_isyieldable(L)) {
+    p->stop_owed = 1;
+  } else if (want) {
+    /* owed: inside a C call that cannot yield, or the program's hook just ran */
     if (next > MB_DEBT_HOOK_COUNT) next = MB_DEBT_HOOK_COUNT;
-    if (p->exiting) {
+    if (p->exiting && !lua_isyieldable(L)) {
       rearm(L, next);
       proc_raise_killed(L);
     }
@@ -137,7 +169,7 @@ enum { CO_ERR = -1, CO_STOP = -2, CO_KILL = -3 };
 
 static lua_State *getco(lua_State *L) {
   lua_State *co = lua_tothread(L, 1);
-  luaL_argexpected(L, co, 1, "coroutine");
+  luaL_argexpected(L, co, 1, "thread");
   return co;
 }
 
@@ -174,7 +206,7 @@ static int resume_co(lua_State *L, lua_State *co, int narg) {
     p->cur = L;
     if (st != LUA_OK && st != LUA_YIELD) {
       lua_xmove(co, L, 1);
-      return CO_ERR;
+      return p->exiting && p->killed ? CO_KILL : CO_ERR;
     }
     if (!lua_checkstack(L, nres + 1)) {
       lua_pop(co, nres);
@@ -282,6 +314,39 @@ static int co_running(lua_State *L) {
   return 2;
 }
 
+/* ================================================================ pcall, xpcall */
+
+/*
+** As stock, except that the error of a process being killed goes on up: a killed process
+** runs no more of its own code, even under pcall (as Erlang's kill). The kill may have to
+** be raised as an error where the VM cannot yield (inside a table.sort comparator, say).
+*/
+static int finish_pcall(lua_State *L, int status, lua_KContext extra) {
+  proc *p = proc_of(L);
+  if (status == LUA_OK || status == LUA_YIELD) return lua_gettop(L) - (int)extra;
+  if (p->exiting && p->killed) return lua_error(L);
+  lua_pushboolean(L, 0);
+  lua_pushvalue(L, -2);
+  return 2;
+}
+
+static int l_pcall(lua_State *L) {
+  luaL_checkany(L, 1);
+  lua_pushboolean(L, 1);
+  lua_insert(L, 1);
+  return finish_pcall(L, lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, 0, finish_pcall),
+                      0);
+}
+
+static int l_xpcall(lua_State *L) {
+  int n = lua_gettop(L);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_pushboolean(L, 1);
+  lua_pushvalue(L, 1);
+  lua_rotate(L, 3, 2);   /* true, f below f's arguments; the handler stays at 2 */
+  return finish_pcall(L, lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, finish_pcall), 2);
+}
+
 /* ================================================================ debug.sethook */
 
 static lua_State *thread_arg(lua_State *L, int *arg) {
@@ -322,6 +387,7 @@ static int db_sethook(lua_State *L) {
     h->mask = mask;
     h->count = count;
     h->left = count;
+    h->owed = 0;
     lua_pushvalue(L, arg + 1);
     lua_setiuservalue(L, -2, 1);
     p->user_hooks = 1;
@@ -366,6 +432,8 @@ void lcoro_open(lua_State *L) {
     {"isyieldable", co_isyieldable}, {"running", co_running}, {NULL, NULL}};
   static const luaL_Reg db_fns[] = {
     {"sethook", db_sethook}, {"gethook", db_gethook}, {NULL, NULL}};
+  static const luaL_Reg base_fns[] = {{"pcall", l_pcall}, {"xpcall", l_xpcall}, {NULL, NULL}};
+  replace(L, LUA_GNAME, base_fns);
   replace(L, LUA_COLIBNAME, co_fns);
   replace(L, LUA_DBLIBNAME, db_fns);
   lua_sethook(L, lcoro_hook, LUA_MASKCOUNT, MB_HOOK_COUNT);

@@ -9,14 +9,15 @@
 ** The program sees stock coroutine behaviour; the body counts as the main thread.
 **
 ** debug.sethook stores the program's hook per thread and keeps the count hook installed,
-** calling the program's hook for the events it asked for.
+** calling the program's hook for the events it asked for. pcall and xpcall let the error of
+** a process being killed through, so a killed process runs no more of its code.
 */
 #ifndef LCORO_H
 #define LCORO_H
 
 #include <lua.h>
 
-/* Install the hook on L and replace coroutine.* and debug.sethook/gethook (in setup). */
+/* Install the hook on L and replace coroutine.*, pcall/xpcall and debug.sethook/gethook. */
 void lcoro_open(lua_State *L);
 
 void lcoro_hook(lua_State *L, lua_Debug *ar);

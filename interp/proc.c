@@ -487,6 +487,14 @@ static void main_error(lua_State *L, proc *p, int ev, int with_trace) {
   if (with_trace) {
     luaL_traceback(L, p->body, msg, 0);
     msg = lua_tostring(L, -1);
+    const char *cli = strstr(msg, "\n\t(...tail calls...)\n\trepl/cli.lua:");
+    if (cli == NULL) cli = strstr(msg, "\n\trepl/cli.lua:");
+    if (cli) {   /* end where lua's traceback ends: the command's own frames are noise */
+      lua_pushlstring(L, msg, (size_t)(cli - msg));
+      lua_pushliteral(L, "\n\t[C]: in ?");
+      lua_concat(L, 2);
+      msg = lua_tostring(L, -1);
+    }
   }
   lua_pushfstring(L, "%s: %s\n", p->rt->progname, msg);
   rt_write(stderr, lua_tostring(L, -1), lua_rawlen(L, -1));

@@ -101,6 +101,7 @@ struct proc {
   int exiting;                  /* an exit is decided; reason holds it */
   int killed;                   /* the exit came from a signal, not from the body itself */
   int wait_abort;               /* a receive could not wait: make it fail */
+  int stop_owed;                /* stop at the next line event (a program line hook is set) */
   int trap_exit;
   int warn_on, warn_cont;       /* lua_setwarnf state */
   int user_hooks;               /* threads with a debug.sethook hook */
