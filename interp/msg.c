@@ -10,6 +10,7 @@
 
 #include "mbconf.h"
 #include "moonbeam.h"
+#include "bytecode.h"
 #include "msg.h"
 #include "pid.h"
 
@@ -767,115 +768,6 @@ int msg_encode(lua_State *L, int idx, int n, msg_enc *e, const char *root,
 /* }================================================================== */
 
 /* {==================================================================
-** Bytecode check
-**
-** Lua trusts binary chunks: lua_load allocates whatever counts a chunk declares, and 5.4.4
-** stores upvalue names past the upvalue array when a chunk lists more names than upvalues.
-** So before lua_load the decoder walks the dump's structure itself and demands that every
-** count fits the bytes left, that names match upvalues, and that nothing trails the chunk.
-** The layout walked (Lua 5.4, format 0): header; the closure's upvalue count; then per
-** function: source, two line numbers, three bytes, code, constants, upvalue descriptions,
-** nested functions, debug info. Sizes are MSB-first 7-bit groups, the last byte with 0x80.
-** =================================================================== */
-
-typedef struct bc_sizes {
-  size_t instr, integer, number;  /* as the chunk's header declares them */
-} bc_sizes;
-
-static int bc_size(rd *r, uint64_t *v) {
-  uint64_t x = 0;
-  unsigned c;
-  do {
-    if (r->p == r->end || x > (UINT64_MAX >> 7)) return MB_EBADMSG;
-    c = *r->p++;
-    x = (x << 7) | (c & 0x7f);
-  } while (!(c & 0x80));
-  *v = x;
-  return 0;
-}
-
-static int bc_skip(rd *r, uint64_t n) {
-  if (n > rd_left(r)) return MB_EBADMSG;
-  r->p += n;
-  return 0;
-}
-
-/* A count of items taking at least `unit` bytes each. */
-static int bc_count(rd *r, size_t unit, uint64_t *n) {
-  if (bc_size(r, n) || *n > INT32_MAX || *n * unit > rd_left(r)) return MB_EBADMSG;
-  return 0;
-}
-
-static int bc_string(rd *r) {
-  uint64_t n;
-  if (bc_size(r, &n)) return MB_EBADMSG;
-  return n ? bc_skip(r, n - 1) : 0;
-}
-
-static int bc_constants(rd *r, const bc_sizes *z) {
-  uint64_t n, i;
-  unsigned tag;
-  if (bc_count(r, 1, &n)) return MB_EBADMSG;
-  for (i = 0; i < n; i++) {
-    if (rd_byte(r, &tag)) return MB_EBADMSG;
-    switch (tag) {
-      case 0x00: case 0x01: case 0x11: break;  /* nil, false, true */
-      case 0x03: if (bc_skip(r, z->integer)) return MB_EBADMSG; break;
-      case 0x13: if (bc_skip(r, z->number)) return MB_EBADMSG; break;
-      case 0x04: case 0x14: if (bc_string(r)) return MB_EBADMSG; break;  /* short, long */
-      default: return MB_EBADMSG;
-    }
-  }
-  return 0;
-}
-
-/* Line info, absolute line info, local variables, then upvalue names (none or all). */
-static int bc_debug(rd *r, uint64_t nups) {
-  uint64_t n, i, v;
-  if (bc_count(r, 1, &n) || bc_skip(r, n) || bc_count(r, 2, &n)) return MB_EBADMSG;
-  for (i = 0; i < n; i++)
-    if (bc_size(r, &v) || bc_size(r, &v)) return MB_EBADMSG;
-  if (bc_count(r, 3, &n)) return MB_EBADMSG;
-  for (i = 0; i < n; i++)
-    if (bc_string(r) || bc_size(r, &v) || bc_size(r, &v)) return MB_EBADMSG;
-  if (bc_count(r, 1, &n) || (n != 0 && n != nups)) return MB_EBADMSG;
-  for (i = 0; i < n; i++)
-    if (bc_string(r)) return MB_EBADMSG;
-  return 0;
-}
-
-static int bc_function(rd *r, const bc_sizes *z, int depth, uint64_t *nups) {
-  uint64_t n, i, v;
-  if (depth >= MB_MSG_MAXDEPTH || bc_string(r) || bc_size(r, &v) || bc_size(r, &v) ||
-      bc_skip(r, 3))
-    return MB_EBADMSG;
-  if (bc_count(r, z->instr, &n) || bc_skip(r, n * z->instr)) return MB_EBADMSG;
-  if (bc_constants(r, z)) return MB_EBADMSG;
-  if (bc_count(r, 3, nups) || bc_skip(r, *nups * 3) || bc_count(r, 1, &n)) return MB_EBADMSG;
-  for (i = 0; i < n; i++)
-    if (bc_function(r, z, depth + 1, &v)) return MB_EBADMSG;
-  return bc_debug(r, *nups);
-}
-
-/* The whole chunk; its closure must have as many upvalues as its main function describes. */
-static int bc_check(const unsigned char *code, size_t len) {
-  bc_sizes z;
-  uint64_t nups;
-  unsigned a, b, c, closure_nups;
-  rd r;
-  rd_init(&r, code, len);
-  if (bc_skip(&r, 12) || rd_byte(&r, &a) || rd_byte(&r, &b) || rd_byte(&r, &c)) return MB_EBADMSG;
-  z.instr = a;
-  z.integer = b;
-  z.number = c;
-  if (bc_skip(&r, (uint64_t)b + c) || rd_byte(&r, &closure_nups)) return MB_EBADMSG;
-  if (bc_function(&r, &z, 0, &nups) || nups != closure_nups) return MB_EBADMSG;
-  return r.p == r.end ? 0 : MB_EBADMSG;
-}
-
-/* }================================================================== */
-
-/* {==================================================================
 ** Decoder
 ** =================================================================== */
 
@@ -979,7 +871,7 @@ static const char *chunk_reader(lua_State *L, void *ud, size_t *size) {
 /* Pushes the loaded function, or returns MB_EBADMSG with nothing pushed. */
 static int load_code(lua_State *L, const unsigned char *code, size_t len) {
   chunk c;
-  if (bc_check(code, len)) return MB_EBADMSG;
+  if (bytecode_check(code, len)) return MB_EBADMSG;
   c.p = code;
   c.len = len;
   if (lua_load(L, chunk_reader, &c, "=message", "b") == LUA_OK) return 0;
@@ -989,7 +881,7 @@ static int load_code(lua_State *L, const unsigned char *code, size_t len) {
 
 /*
 ** lua_setupvalue and lua_upvaluejoin index the closure by the prototype's count: the blob,
-** the closure and the prototype must agree before any upvalue is touched (bc_check already
+** the closure and the prototype must agree before any upvalue is touched (bytecode_check already
 ** demands it; this also holds if the check is ever relaxed).
 */
 static int upvalues_agree(lua_State *L, int f, unsigned nups) {
