@@ -5,34 +5,14 @@
 -- are captured separately. Where moonbeam must behave as lua does, the test runs lua5.4
 -- with the same command line and compares, with the interpreter's name replaced.
 
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
-local function physical_dir(dir)
-  local p = assert(io.popen("cd " .. shell_quote(dir) .. " && pwd -P"))
-  local path = p:read("l")
-  p:close()
-  return assert(path, "no such directory: " .. dir)
-end
-
-local SPEC_DIR = physical_dir(debug.getinfo(1, "S").source:sub(2):match("^(.*)/[^/]*$") or ".")
-local MOONBEAM = physical_dir(SPEC_DIR .. "/..") .. "/moonbeam"
+local support = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "support.lua")
+local shell_quote = support.shell_quote
+local SPEC_DIR = support.dir
+local MOONBEAM = support.moonbeam
 local FIX = SPEC_DIR .. "/fixtures/cli"
 local MODS = FIX .. "/mods/?.lua;;"
 
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write_file(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
+local read_file, write_file = support.read_file, support.write_file
 
 --- Runs argv (a list; argv[1] is the program) in FIX. opts: env (name -> value),
 -- stdin (a string, piped in), stdin_file (a path, redirected), time_limit (seconds).

@@ -17,27 +17,19 @@
 
 local process = require "process"
 
-local spec_file = debug.getinfo(1, "S").source:gsub("^@", "")
-local tests_dir = spec_file:match("^(.*)/[^/]*$") or "."
-local MOONBEAM = tests_dir .. "/../moonbeam"
-local FIXTURES = tests_dir .. "/fixtures/coroutine/"
+local support = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "support.lua")
+local MOONBEAM = support.moonbeam
+local FIXTURES = support.dir .. "/fixtures/coroutine/"
 local ANY = process.ANY
 
 local show = dofile(FIXTURES .. "show.lua")
 
-local function read_file(path)
-  local f = assert(io.open(path, "r"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_file = support.read_file
 
 local CASES = read_file(FIXTURES .. "cases.lua")
 local HOOKS = read_file(FIXTURES .. "hooks.lua")
 
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
+local shell_quote = support.shell_quote
 
 -- Runs a shell command under a time limit; returns its output (stdout and stderr),
 -- how it ended and its status, as io.popen's close gives them.
@@ -183,16 +175,7 @@ local function assert_c_boundary(err)
          "not the C-call boundary error: " .. show(err))
 end
 
--- Waits (up to ms) until pred() is truthy; returns its last value.
-local function poll(ms, pred)
-  local deadline = process.monotonic() + ms
-  local v = pred()
-  while not v and process.monotonic() < deadline do
-    process.sleep(5)
-    v = pred()
-  end
-  return v
-end
+local poll = support.poll
 
 local function kill_all(pids)
   for _, pid in ipairs(pids) do process.exit(pid, "kill") end

@@ -7,14 +7,11 @@
 
 local process = require "process"
 
-local spec_file = debug.getinfo(1, "S").source:gsub("^@", "")
-local tests_dir = spec_file:match("^(.*)/[^/]*$") or "."
-local MOONBEAM = tests_dir .. "/../moonbeam"
-local FIXTURES = tests_dir .. "/fixtures/sched/"
+local support = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "support.lua")
+local MOONBEAM = support.moonbeam
+local FIXTURES = support.dir .. "/fixtures/sched/"
 
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
+local shell_quote = support.shell_quote
 
 -- Runs `moonbeam ARGS` (under a time limit, so a hang fails the test) and returns its
 -- output (stdout and stderr) and exit status.
@@ -30,16 +27,7 @@ local function fixture(name)
   return shell_quote(FIXTURES .. name)
 end
 
--- Waits (up to `ms`) until pred() is true; returns its last value.
-local function poll(ms, pred)
-  local deadline = process.monotonic() + ms
-  local v = pred()
-  while not v and process.monotonic() < deadline do
-    process.sleep(10)
-    v = pred()
-  end
-  return v
-end
+local poll = support.poll
 
 local function spin_forever()
   while true do end
