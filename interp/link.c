@@ -43,7 +43,7 @@ static int pidset_remove(pidset *s, uint64_t pid) {
   return 0;
 }
 
-static int monset_add(monset *s, uint64_t ref, uint64_t pid, const char *name) {
+static int monset_add(monset *s, uint64_t ref, uint64_t pid, const char *name, int alias) {
   char *copy = NULL;
   if (name && (copy = strdup(name)) == NULL) return MB_ENOMEM;
   if (s->n == s->cap) {
@@ -56,7 +56,7 @@ static int monset_add(monset *s, uint64_t ref, uint64_t pid, const char *name) {
     s->v = v;
     s->cap = cap;
   }
-  s->v[s->n++] = (mon){ref, pid, copy};
+  s->v[s->n++] = (mon){ref, pid, copy, alias};
   return 0;
 }
 
@@ -76,8 +76,31 @@ static void monset_drop(monset *s, uint64_t ref) {
   if (monset_take(s, ref, &m)) free(m.name);
 }
 
+/* ================================================================ aliases */
+
+int link_alias(proc *p, uint64_t ref) {
+  if (pidset_add(&p->aliases, ref) != 0) return MB_ENOMEM;
+  if (reg_alias_add(p->rt, ref, p->pid) != 0) {
+    pidset_remove(&p->aliases, ref);
+    return MB_ENOMEM;
+  }
+  return 0;
+}
+
+int link_unalias(proc *p, uint64_t ref) {
+  if (!pidset_remove(&p->aliases, ref)) return 0;
+  return reg_alias_remove(p->rt, ref, p->pid);
+}
+
+/* A message to an alias that is no longer active is dropped on arrival. */
+static int alias_dead(proc *p, const mbox_item *m) {
+  return (m->flags & MBOX_ALIAS) && reg_alias_owner(p->rt, m->ref) != p->pid;
+}
+
 void link_free(proc *p) {
   free(p->links.v);
+  free(p->aliases.v);
+  memset(&p->aliases, 0, sizeof p->aliases);
   for (size_t i = 0; i < p->mon_out.n; i++) free(p->mon_out.v[i].name);
   free(p->mon_out.v);
   free(p->mon_in.v);
@@ -289,6 +312,7 @@ static void on_exit_signal(proc *p, const mbox_item *m, int linked) {
 static void on_down(proc *p, mbox_item *m) {
   mon w;
   if (!monset_take(&p->mon_out, m->ref, &w)) return;
+  if (w.alias) link_unalias(p, w.ref);
   queue_own(p, link_down_message(m->ref, m->from, w.name, m->data, m->len));
   free(w.name);
 }
@@ -296,14 +320,17 @@ static void on_down(proc *p, mbox_item *m) {
 /* Act on one item; returns 1 if it now belongs to the private list. */
 static int handle(proc *p, mbox_item *m) {
   switch (m->kind) {
-    case SIG_MSG: mbox_append(&p->box, m); return 1;
+    case SIG_MSG:
+      if (alias_dead(p, m)) return 0;
+      mbox_append(&p->box, m);
+      return 1;
     case SIG_EXIT: on_exit_signal(p, m, 0); break;
     case SIG_LINKEXIT:
       if (pidset_remove(&p->links, m->from)) on_exit_signal(p, m, 1);
       break;
     case SIG_LINK: pidset_add(&p->links, m->from); break;
     case SIG_UNLINK: pidset_remove(&p->links, m->from); break;
-    case SIG_MONITOR: monset_add(&p->mon_in, m->ref, m->from, NULL); break;
+    case SIG_MONITOR: monset_add(&p->mon_in, m->ref, m->from, NULL, 0); break;
     case SIG_DEMONITOR: monset_drop(&p->mon_in, m->ref); break;
     case SIG_DOWN: on_down(p, m); break;
     case SIG_INFO: reply_info(p, m); break;
@@ -348,14 +375,18 @@ void link_unlink(proc *p, uint64_t pid) {
     proc_deliver(p->rt, pid, mbox_item_new(SIG_UNLINK, p->pid, 0, NULL, 0));
 }
 
-int link_monitor(proc *p, uint64_t pid, const char *name, uint64_t ref) {
+int link_monitor(proc *p, uint64_t pid, const char *name, uint64_t ref, int alias) {
   proc *t = pid ? proc_lookup(p->rt, pid) : NULL;
   if (t == NULL) {
     queue_own(p, noproc_down(ref, pid, name));
     return 0;
   }
   proc_release(t);
-  if (monset_add(&p->mon_out, ref, pid, name) != 0) return MB_ENOMEM;
+  if (alias && link_alias(p, ref) != 0) return MB_ENOMEM;
+  if (monset_add(&p->mon_out, ref, pid, name, alias) != 0) {
+    if (alias) link_unalias(p, ref);
+    return MB_ENOMEM;
+  }
   proc_deliver(p->rt, pid, mbox_item_new(SIG_MONITOR, p->pid, ref, NULL, 0));
   return 0;
 }
@@ -370,6 +401,7 @@ int link_demonitor(proc *p, uint64_t ref, int flush) {
   link_signals(p);
   active = monset_take(&p->mon_out, ref, &w);
   if (active) {
+    if (w.alias) link_unalias(p, ref);
     proc_deliver(p->rt, w.pid, mbox_item_new(SIG_DEMONITOR, p->pid, ref, NULL, 0));
     free(w.name);
   }
@@ -392,8 +424,8 @@ int link_add_spawn_link(proc *parent, proc *child) {
 }
 
 int link_add_spawn_monitor(proc *watcher, uint64_t wpid, proc *child, uint64_t ref) {
-  if (watcher && monset_add(&watcher->mon_out, ref, child->pid, NULL) != 0) return MB_ENOMEM;
-  if (monset_add(&child->mon_in, ref, wpid, NULL) != 0) {
+  if (watcher && monset_add(&watcher->mon_out, ref, child->pid, NULL, 0) != 0) return MB_ENOMEM;
+  if (monset_add(&child->mon_in, ref, wpid, NULL, 0) != 0) {
     if (watcher) monset_drop(&watcher->mon_out, ref);
     return MB_ENOMEM;
   }
@@ -409,7 +441,7 @@ static void settle(proc *p, mbox_item *m) {
     case SIG_LINK: pidset_add(&p->links, m->from); break;
     case SIG_UNLINK:
     case SIG_LINKEXIT: pidset_remove(&p->links, m->from); break;
-    case SIG_MONITOR: monset_add(&p->mon_in, m->ref, m->from, NULL); break;
+    case SIG_MONITOR: monset_add(&p->mon_in, m->ref, m->from, NULL, 0); break;
     case SIG_DEMONITOR: monset_drop(&p->mon_in, m->ref); break;
     case SIG_INFO: reply_dead_info(p->rt, p->pid, m); break;
     default: break;
@@ -418,6 +450,8 @@ static void settle(proc *p, mbox_item *m) {
 
 void link_close(proc *p) {
   mbox_item *m = mbox_close(&p->box);
+  for (size_t i = 0; i < p->aliases.n; i++) reg_alias_remove(p->rt, p->aliases.v[i], p->pid);
+  p->aliases.n = 0;
   while (m) {
     mbox_item *next = m->next;
     settle(p, m);

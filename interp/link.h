@@ -23,10 +23,14 @@ void link_signals(proc *p);
 /* The calls behind process.link/unlink/monitor/demonitor/exit (owner of p).
 ** link_link returns 0, or MB_ENOPROC when pid is dead and p does not trap exits.
 ** link_monitor takes the ref (made, and marked, by the caller): a dead target's DOWN is
-** queued at once, after the mark. */
+** queued at once, after the mark. With alias, the ref is also an alias of p until the
+** monitor ends (demonitor or DOWN). */
 int link_link(proc *p, uint64_t pid);
 void link_unlink(proc *p, uint64_t pid);
-int link_monitor(proc *p, uint64_t pid, const char *name, uint64_t ref);
+int link_monitor(proc *p, uint64_t pid, const char *name, uint64_t ref, int alias);
+/* Make ref an alias of p / deactivate it (1 if it was p's active alias). */
+int link_alias(proc *p, uint64_t ref);
+int link_unalias(proc *p, uint64_t ref);
 int link_demonitor(proc *p, uint64_t ref, int flush);
 void link_exit_signal(proc *p, uint64_t to, const unsigned char *reason, size_t len);
 

@@ -2,6 +2,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -230,15 +231,28 @@ static int l_self(lua_State *L) {
   return 1;
 }
 
+/* Send to an alias: to its owner while it is active, else nowhere (as Erlang). */
+static void send_alias(lua_State *L, proc *p, uint64_t alias, const unsigned char *blob,
+                       size_t len) {
+  uint64_t owner = reg_alias_owner(p->rt, alias);
+  mbox_item *m;
+  if (owner == 0) return;
+  m = newitem(L, SIG_MSG, p->pid, alias, blob, len);
+  m->flags |= MBOX_ALIAS;
+  proc_deliver(p->rt, owner, m);
+}
+
 static int l_send(lua_State *L) {
   proc *p = self(L);
-  uint64_t dest = checkdest(L, 1);
+  uint64_t alias = term_isref(toterm(L, 1)) ? toterm(L, 1) : 0;
+  uint64_t dest = alias ? 0 : checkdest(L, 1);
   size_t len;
   const unsigned char *blob;
   if (lua_isnoneornil(L, 2)) wrongtype(L, 2, "message");
   lua_settop(L, 2);
   blob = encode(L, 2, 1, "msg", &len);
-  proc_deliver(p->rt, dest, newitem(L, SIG_MSG, p->pid, 0, blob, len));
+  if (alias) send_alias(L, p, alias, blob, len);
+  else proc_deliver(p->rt, dest, newitem(L, SIG_MSG, p->pid, 0, blob, len));
   p->msgs_out++;
   p->reds += 1 + len / 256;   /* like Erlang, message passing costs reductions */
   return 1;
@@ -593,9 +607,29 @@ static int l_monitor(lua_State *L) {
   const char *name = lua_type(L, 1) == LUA_TSTRING ? checkname(L, 1) : NULL;
   uint64_t pid = name ? reg_whereis(p->rt, name) : checkpid(L, 1);
   uint64_t ref = rt_make_ref(p->rt);
+  int alias = 0;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    alias = optflag(L, 2, "alias");
+  }
   mark(p, ref);
-  if (link_monitor(p, pid, name, ref) != 0) return luaL_error(L, "not enough memory");
+  if (link_monitor(p, pid, name, ref, alias) != 0) return luaL_error(L, "not enough memory");
   lproc_pushterm(L, ref);
+  return 1;
+}
+
+static int l_alias(lua_State *L) {
+  proc *p = self(L);
+  uint64_t ref = rt_make_ref(p->rt);
+  mark(p, ref);
+  if (link_alias(p, ref) != 0) return luaL_error(L, "not enough memory");
+  lproc_pushterm(L, ref);
+  return 1;
+}
+
+static int l_unalias(lua_State *L) {
+  proc *p = self(L);
+  lua_pushboolean(L, link_unalias(p, checkref(L, 1)));
   return 1;
 }
 
@@ -839,8 +873,20 @@ static int l_list(lua_State *L) {
   return 1;
 }
 
+static int l_system_time(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  lua_pushnumber(L, (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6);
+  return 1;
+}
+
 static int l_monotonic(lua_State *L) {
   lua_pushnumber(L, (double)timer_now() / 1e6);
+  return 1;
+}
+
+static int l_schedulers(lua_State *L) {
+  lua_pushinteger(L, proc_of(L)->rt->nsched);
   return 1;
 }
 
@@ -920,7 +966,9 @@ int luaopen_process(lua_State *L) {
     {"make_ref", l_make_ref}, {"send_after", l_send_after},
     {"cancel_timer", l_cancel_timer}, {"read_timer", l_read_timer}, {"alive", l_alive},
     {"info", l_info}, {"list", l_list}, {"monotonic", l_monotonic},
-    {"is_pid", l_is_pid}, {"is_ref", l_is_ref}, {"any_of", l_any_of}, {NULL, NULL}};
+    {"is_pid", l_is_pid}, {"is_ref", l_is_ref}, {"any_of", l_any_of}, {"alias", l_alias},
+    {"unalias", l_unalias}, {"schedulers", l_schedulers}, {"system_time", l_system_time},
+    {NULL, NULL}};
   luaL_newlib(L, fns);
   lproc_pushterm(L, TERM_ANY);
   lua_setfield(L, -2, "ANY");

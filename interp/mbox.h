@@ -36,6 +36,7 @@ enum {
 
 /* Item flags. */
 #define MBOX_DOWNMSG 1u   /* a SIG_MSG holding a DOWN message for monitor `ref` */
+#define MBOX_ALIAS 2u     /* a SIG_MSG sent to alias `ref`: dropped if it is no longer active */
 
 typedef struct mbox_item mbox_item;
 struct mbox_item {

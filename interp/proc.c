@@ -10,6 +10,7 @@
 
 #include "lenv.h"
 #include "link.h"
+#include "lproc.h"
 #include "mbconf.h"
 #include "msg.h"
 #include "pid.h"
@@ -437,8 +438,36 @@ static void push_reason_text(lua_State *L, proc *p) {
   msg_buf_free(&b);
 }
 
+/* Protected: require("logger").crash_report{pid=, name=, initial_call=, reason=, traceback=}. */
+static int logger_crash(lua_State *L) {
+  proc *p = proc_of(L);
+  int with_trace = (int)lua_toboolean(L, 1);
+  char name[256];
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "logger");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "crash_report");
+  lua_createtable(L, 0, 5);
+  lproc_pushterm(L, p->pid);
+  lua_setfield(L, -2, "pid");
+  if (reg_name_of(p->rt, p, name, sizeof name)) {
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "name");
+  }
+  lua_pushstring(L, p->initial_call ? p->initial_call : "?");
+  lua_setfield(L, -2, "initial_call");
+  if (msg_decode(L, p->reason, p->reasonlen) == 1) lua_setfield(L, -2, "reason");
+  if (with_trace) {
+    luaL_traceback(L, p->body, NULL, 0);
+    lua_setfield(L, -2, "traceback");
+  }
+  lua_call(L, 1, 0);
+  return 0;
+}
+
 /*
-** A crash report on stderr, in one write:
+** A crash report on stderr, through the logger module (its format and level); if that
+** cannot be loaded or fails, in C, in one write:
 **   =CRASH REPORT==== 21-Nov-2026::07:42:01.123 ===
 **     crasher:
 **       pid: <0.5.0>
@@ -450,6 +479,10 @@ static void push_reason_text(lua_State *L, proc *p) {
 static void crash_report(lua_State *L, proc *p, int with_trace) {
   char pid[64], name[256];
   luaL_Buffer b;
+  lua_pushcfunction(L, logger_crash);
+  lua_pushboolean(L, with_trace);
+  if (lua_pcall(L, 1, 0, 0) == LUA_OK) return;
+  lua_pop(L, 1);
   term_format(p->pid, pid, sizeof pid);
   if (!reg_name_of(p->rt, p, name, sizeof name)) strcpy(name, "[]");
   luaL_buffinit(L, &b);

@@ -62,6 +62,7 @@ typedef struct mon {
   uint64_t ref;
   uint64_t pid;          /* the other side */
   char *name;            /* monitored by name (watcher side only), or NULL */
+  int alias;             /* the ref is also an alias, dropped with the monitor */
 } mon;
 
 typedef struct pidset {
@@ -111,6 +112,7 @@ struct proc {
   size_t mem, max_heap;         /* Lua heap bytes, and the limit (0: none) */
   int over_heap;                /* an allocation went past max_heap */
   pidset links;
+  pidset aliases;               /* alias refs this process made (to drop them at death) */
   monset mon_out;               /* monitors we hold on others */
   monset mon_in;                /* monitors others hold on us */
   int qref;                     /* registry ref of the decoded-message table */

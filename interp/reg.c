@@ -1,10 +1,11 @@
-/* reg.c — registered names: a chained hash table from name to pid under one lock. */
+/* reg.c — registered names (a chained hash table) and aliases, under one lock. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "reg.h"
 #include "rt.h"
+#include "u64map.h"
 
 typedef struct entry {
   char *name;      /* the same string as the owner's proc->name */
@@ -16,6 +17,7 @@ struct reg {
   pthread_mutex_t lock;
   entry **buckets;
   size_t nbuckets, count;
+  u64map aliases;          /* alias ref -> owner pid */
 };
 
 static size_t hash(const char *s) {
@@ -50,6 +52,7 @@ void reg_free(mb_runtime *rt) {
     }
   }
   pthread_mutex_destroy(&r->lock);
+  u64map_free(&r->aliases);
   free(r->buckets);
   free(r);
   rt->names = NULL;
@@ -196,4 +199,38 @@ reg_entry *reg_snapshot(mb_runtime *rt, size_t *n) {
 void reg_snapshot_free(reg_entry *v, size_t n) {
   for (size_t i = 0; i < n; i++) free(v[i].name);
   free(v);
+}
+
+/* ================================================================ aliases */
+
+int reg_alias_add(mb_runtime *rt, uint64_t ref, uint64_t pid) {
+  reg *r = rt->names;
+  int st;
+  pthread_mutex_lock(&r->lock);
+  st = u64map_put(&r->aliases, ref, pid);
+  pthread_mutex_unlock(&r->lock);
+  return st;
+}
+
+int reg_alias_remove(mb_runtime *rt, uint64_t ref, uint64_t pid) {
+  reg *r = rt->names;
+  int found = 0;
+  pthread_mutex_lock(&r->lock);
+  size_t i = u64map_find(&r->aliases, ref);
+  if (i != (size_t)-1 && r->aliases.vals[i] == pid) {
+    u64map_del(&r->aliases, i);
+    found = 1;
+  }
+  pthread_mutex_unlock(&r->lock);
+  return found;
+}
+
+uint64_t reg_alias_owner(mb_runtime *rt, uint64_t ref) {
+  reg *r = rt->names;
+  uint64_t pid = 0;
+  pthread_mutex_lock(&r->lock);
+  size_t i = u64map_find(&r->aliases, ref);
+  if (i != (size_t)-1) pid = r->aliases.vals[i];
+  pthread_mutex_unlock(&r->lock);
+  return pid;
 }

@@ -1,6 +1,9 @@
 /*
-** reg.h — registered names: a name has at most one process and a process at most one name.
-** One lock guards the table and every proc->name. Threads: any.
+** reg.h — registered names and aliases. A name has at most one process and a process at
+** most one name. An alias is a ref that names its owner while active (as Erlang's alias/0):
+** a message sent to an inactive alias is dropped, by the sender if the alias is already gone
+** from the table, or by the owner when it takes the message from its inbox.
+** One lock guards both tables and every proc->name. Threads: any.
 */
 #ifndef REG_H
 #define REG_H
@@ -32,5 +35,10 @@ typedef struct reg_entry {
 } reg_entry;
 reg_entry *reg_snapshot(mb_runtime *rt, size_t *n);
 void reg_snapshot_free(reg_entry *v, size_t n);
+
+/* Aliases: add (0 or MB_ENOMEM), remove if owned by pid (1 if it was), owner (0: none). */
+int reg_alias_add(mb_runtime *rt, uint64_t ref, uint64_t pid);
+int reg_alias_remove(mb_runtime *rt, uint64_t ref, uint64_t pid);
+uint64_t reg_alias_owner(mb_runtime *rt, uint64_t ref);
 
 #endif

@@ -8,6 +8,7 @@
 #include "reg.h"
 #include "rt.h"
 #include "timer.h"
+#include "u64map.h"
 
 enum { T_WAKE, T_SEND };
 
@@ -22,12 +23,6 @@ typedef struct tmr {
   struct tmr *next;          /* list of fired timers */
 } tmr;
 
-/* Open-addressing map id -> tmr, linear probing, deletion by shifting back. */
-typedef struct tmap {
-  tmr **slots;
-  size_t cap, n;
-} tmap;
-
 struct timers {
   pthread_mutex_t lock;
   pthread_cond_t cond;
@@ -35,7 +30,7 @@ struct timers {
   int started, stop;
   tmr **heap;
   size_t n, cap;
-  tmap map;
+  u64map map;                /* timer id -> tmr* */
 };
 
 uint64_t timer_now(void) {
@@ -44,56 +39,9 @@ uint64_t timer_now(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* ---------------------------------------------------------------- id map */
-
-static size_t slot_of(const tmap *m, uint64_t id) {
-  return (size_t)((id * 0x9E3779B97F4A7C15ull) >> 20) & (m->cap - 1);
-}
-
-static int map_put(tmap *m, tmr *t);
-
-static int map_grow(tmap *m) {
-  tmap bigger = {calloc(m->cap ? m->cap * 2 : 64, sizeof(tmr *)), m->cap ? m->cap * 2 : 64, 0};
-  if (bigger.slots == NULL) return MB_ENOMEM;
-  for (size_t i = 0; i < m->cap; i++)
-    if (m->slots[i]) map_put(&bigger, m->slots[i]);
-  free(m->slots);
-  *m = bigger;
-  return 0;
-}
-
-static int map_put(tmap *m, tmr *t) {
-  size_t i;
-  if ((m->n + 1) * 2 > m->cap && map_grow(m) != 0) return MB_ENOMEM;
-  for (i = slot_of(m, t->id); m->slots[i]; i = (i + 1) & (m->cap - 1)) {}
-  m->slots[i] = t;
-  m->n++;
-  return 0;
-}
-
-static size_t map_find(const tmap *m, uint64_t id) {
-  if (m->cap == 0) return (size_t)-1;
-  for (size_t i = slot_of(m, id); m->slots[i]; i = (i + 1) & (m->cap - 1))
-    if (m->slots[i]->id == id) return i;
-  return (size_t)-1;
-}
-
-/* Remove slot i and move later members of its probe run back, so lookups stay correct. */
-static void map_del(tmap *m, size_t i) {
-  size_t j = i;
-  m->slots[i] = NULL;
-  m->n--;
-  for (;;) {
-    j = (j + 1) & (m->cap - 1);
-    if (m->slots[j] == NULL) return;
-    size_t home = slot_of(m, m->slots[j]->id);
-    /* slot j may move to i if its home is not in the cyclic range (i, j] */
-    if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
-      m->slots[i] = m->slots[j];
-      m->slots[j] = NULL;
-      i = j;
-    }
-  }
+static tmr *map_get(timers *tm, uint64_t id, size_t *slot) {
+  *slot = u64map_find(&tm->map, id);
+  return *slot == (size_t)-1 ? NULL : (tmr *)(uintptr_t)tm->map.vals[*slot];
 }
 
 /* ---------------------------------------------------------------- heap */
@@ -179,7 +127,7 @@ static tmr *take_due(timers *tm, uint64_t now) {
   while (tm->n > 0 && tm->heap[0]->deadline <= now) {
     tmr *t = tm->heap[0];
     heap_remove(tm, t);
-    map_del(&tm->map, map_find(&tm->map, t->id));
+    u64map_del(&tm->map, u64map_find(&tm->map, t->id));
     t->next = NULL;
     *last = t;
     last = &t->next;
@@ -244,7 +192,7 @@ void timer_stop(mb_runtime *rt) {
   if (tm->started) pthread_join(tm->thread, NULL);
   for (size_t i = 0; i < tm->n; i++) tmr_free(tm->heap[i]);
   free(tm->heap);
-  free(tm->map.slots);
+  u64map_free(&tm->map);
   pthread_cond_destroy(&tm->cond);
   pthread_mutex_destroy(&tm->lock);
   free(tm);
@@ -254,8 +202,8 @@ void timer_stop(mb_runtime *rt) {
 static int add(timers *tm, tmr *t) {
   int st;
   pthread_mutex_lock(&tm->lock);
-  st = map_put(&tm->map, t);
-  if (st == 0 && (st = heap_push(tm, t)) != 0) map_del(&tm->map, map_find(&tm->map, t->id));
+  st = u64map_put(&tm->map, t->id, (uint64_t)(uintptr_t)t);
+  if (st == 0 && (st = heap_push(tm, t)) != 0) u64map_del(&tm->map, u64map_find(&tm->map, t->id));
   if (st == 0 && t->hidx == 0) pthread_cond_signal(&tm->cond);
   pthread_mutex_unlock(&tm->lock);
   return st;
@@ -304,12 +252,11 @@ static double left_ms(const tmr *t) {
 
 int timer_cancel(mb_runtime *rt, uint64_t id, double *left) {
   timers *tm = rt->tm;
-  tmr *t = NULL;
+  size_t slot;
   pthread_mutex_lock(&tm->lock);
-  size_t i = map_find(&tm->map, id);
-  if (i != (size_t)-1) {
-    t = tm->map.slots[i];
-    map_del(&tm->map, i);
+  tmr *t = map_get(tm, id, &slot);
+  if (t) {
+    u64map_del(&tm->map, slot);
     heap_remove(tm, t);
     if (left) *left = left_ms(t);
   }
@@ -320,13 +267,10 @@ int timer_cancel(mb_runtime *rt, uint64_t id, double *left) {
 
 int timer_read(mb_runtime *rt, uint64_t id, double *left) {
   timers *tm = rt->tm;
-  int found = 0;
+  size_t slot;
   pthread_mutex_lock(&tm->lock);
-  size_t i = map_find(&tm->map, id);
-  if (i != (size_t)-1) {
-    *left = left_ms(tm->map.slots[i]);
-    found = 1;
-  }
+  tmr *t = map_get(tm, id, &slot);
+  if (t) *left = left_ms(t);
   pthread_mutex_unlock(&tm->lock);
-  return found;
+  return t != NULL;
 }
