@@ -267,21 +267,31 @@ void proc_wake(proc *p, int also_sleeping) {
   }
 }
 
+/* Signals the target must act on now; the others (link, unlink, monitor, demonitor) only
+** change its bookkeeping and wait in its inbox until it next runs. */
+static int urgent(int kind) {
+  return kind == SIG_EXIT || kind == SIG_LINKEXIT || kind == SIG_DOWN || kind == SIG_INFO;
+}
+
 /*
 ** Push, then look at the state: the owner stores its waiting state, then looks at the
 ** mailbox (both sequentially consistent), so one of the two always sees the other.
-** A signal also raises sigpending, after the push, so a busy process notices it at its
-** next reduction check.
+** An urgent signal also raises sigpending, after the push, so a busy process notices it at
+** its next reduction check, and wakes a sleeping one.
 */
 void proc_deliver(mb_runtime *rt, uint64_t pid, mbox_item *m) {
   proc *p;
-  int is_msg;
+  int kind;
   if (m == NULL) return;
-  is_msg = m->kind == SIG_MSG;
+  kind = m->kind;
   p = proc_lookup(rt, pid);
   if (p && mbox_push(&p->box, m) == 0) {
-    if (!is_msg) atomic_store(&p->sigpending, 1);
-    proc_wake(p, !is_msg);
+    if (kind == SIG_MSG) {
+      proc_wake(p, 0);
+    } else if (urgent(kind)) {
+      atomic_store(&p->sigpending, 1);
+      proc_wake(p, 1);
+    }
     proc_release(p);
     return;
   }
