@@ -80,6 +80,14 @@ function M.check(spec)
   return s
 end
 
+local function last_index(t)
+  local n = 0
+  for k in pairs(t) do
+    if math.type(k) == "integer" and k > n then n = k end
+  end
+  return n
+end
+
 --- Runs the spec's start function, with `extra` arguments put in front of its own.
 -- Returns "ok", pid | "ignore" | "error", reason.
 function M.start(spec, extra)
@@ -93,9 +101,16 @@ function M.start(spec, extra)
     f, first = type(mod) == "table" and mod[start[2]], 3
     if type(f) ~= "function" then return "error", {"undef", {start[1], start[2]}} end
   end
-  for _, v in ipairs(extra or {}) do args[#args + 1] = v end
-  for i = first, #start do args[#args + 1] = start[i] end
-  local r = table_pack(pcall(f, table_unpack(args, 1, #args)))
+  local n = 0
+  for _, v in ipairs(extra or {}) do
+    n = n + 1
+    args[n] = v
+  end
+  for i = first, last_index(start) do   -- nil arguments keep their place
+    n = n + 1
+    args[n] = start[i]
+  end
+  local r = table_pack(pcall(f, table_unpack(args, 1, n)))
   if not r[1] then return "error", r[2] end
   if process.is_pid(r[2]) then return "ok", r[2] end
   if r[2] == "ignore" then return "ignore" end
