@@ -94,7 +94,7 @@ deps:
 
 run: deps
 	@$(MAKE) --no-print-directory all
-	./moonbeam examples/demo.lua
+	./moonbeam examples/kv/main.lua
 
 check-c: $(C_TESTS)
 
