@@ -40,8 +40,10 @@
 -- * `reply(from, value)` → "ok": answers a call later, from any process, with the `from`
 --   handle_call received.
 -- * `stop(server, [reason = "normal"], [timeout = "infinity"])` → "ok" once the server has run
---   terminate and exited with reason; raises `{"noproc"|"timeout"|reason,
---   {"gen_server", "stop", {server, reason, timeout}}}`.
+--   terminate and exited with reason; raises `{"noproc"|"timeout"|"calling_self"|reason,
+--   {"gen_server", "stop", {server, reason, timeout}}}` (reason: what the server exited
+--   with instead, e.g. the error terminate raised). After a timeout the server goes on
+--   terminating.
 -- * `whereis(server)` → pid or nil.
 --
 -- ## Callbacks and what they may return
@@ -58,8 +60,11 @@
 --   `"noreply", state [, extra]` | `"stop", reason, state`
 -- * `terminate(reason, state)`: anything (the result is ignored)
 -- * `code_change(old_vsn, state, extra)`: `"ok", state` | `"error", reason`
--- * `format_status(status)`: gets `{state = s, message = m, reason = r}` (those known)
---   and returns it changed, e.g. with secrets hidden; used by sys.get_status and reports.
+-- * `format_status(status)`: gets a copy of `{state = s, message = m, reason = r}` (those
+--   known) and returns a table whose keys replace those, e.g. `{state = "<hidden>"}`; used by
+--   sys.get_status and the terminating report. If it raises or returns no table, they show
+--   the state as `"<mod>.format_status crashed"` / `"<mod>.format_status did not return a
+--   table"` (mod: the module name, or "(table)").
 --
 -- `extra` is a timeout in ms (handle_info("timeout", state) runs if nothing arrives
 -- before it), `"hibernate"` (a full garbage collection, then wait), or `{"continue", c}`
@@ -67,16 +72,22 @@
 -- Anything else makes the server stop with `{"bad_return_value", {values...}}`.
 --
 -- Missing callbacks: handle_call and handle_cast raise (the server crashes, as Elixir's
--- defaults do); handle_info logs the unexpected message and goes on; terminate does nothing;
--- code_change keeps the state; handle_continue raises.
+-- defaults do) with the reason "attempted to call a gen_server but no handle_call callback
+-- was provided" (cast: "attempted to cast a gen_server but no handle_cast callback was
+-- provided"); handle_info logs the unexpected message ("Undefined handle_info") and goes on;
+-- terminate does nothing; code_change keeps the state; init and handle_continue raise
+-- "gen_server callback init is not defined" (handle_continue likewise).
 --
 -- ## Termination
 --
--- terminate(reason, state) runs when a callback returns "stop", raises, or returns a bad
--- value; on stop/3; and when the process that started the server (its parent) sends an
--- exit signal *and the server traps exits* (then it exits with the same reason). It does
--- not run when init fails or on exit(pid, "kill"); a non-trapping server killed by its
--- parent dies at once. An abnormal end (other than "normal", "shutdown", {"shutdown", x})
+-- terminate(reason, state) runs when a callback returns "stop", raises (reason: the raised
+-- value), or returns a bad value (then it gets the state from before); on stop/3; and when
+-- the process that called start_link (its parent; a server started with `start` has none)
+-- sends an exit signal *and the server traps exits* (then it exits with the same reason,
+-- even while suspended). With `"stop", r, reply, s` from handle_call the reply is sent after
+-- terminate has run (even if it raised). If terminate raises, the server exits with that
+-- error instead. It does not run when init fails or on exit(pid, "kill"); a non-trapping
+-- server killed by its parent dies at once. An abnormal end (other than "normal", "shutdown", {"shutdown", x})
 -- is logged as "Generic server ... terminating", with the last message and the state.
 -- A linked process that is not the parent and dies while the server traps exits comes as
 -- handle_info({"EXIT", pid, reason}, state).
@@ -96,6 +107,7 @@ local process = require "process"
 
 local ANY = process.ANY
 local select, type, pcall, error, tostring = select, type, pcall, error, tostring
+local pairs, setmetatable, getmetatable = pairs, setmetatable, getmetatable
 local table_pack, table_unpack = table.pack, table.unpack
 
 local M = {}
@@ -138,11 +150,17 @@ function M._request(server, label, request, timeout, what, args)
   if pid == nil then error({"noproc", what(args)}) end
   if pid == process.self() then error({"calling_self", what(args)}) end
   local tag = process.monitor(pid, {alias = true})
-  process.send(pid, {label, {process.self(), tag}, request})
+  local sent, err = pcall(process.send, pid, {label, {process.self(), tag}, request})
+  if not sent then   -- the request cannot be copied: end the monitor, name the culprit
+    process.demonitor(tag, {flush = true})
+    error((tostring(err):gsub("^msg%[3%]", "request")), 3)
+  end
   local msg = process.receive(process.any_of({tag, ANY}, {"DOWN", tag, ANY, ANY, ANY}),
                               timeout)
   if msg == nil then
-    process.demonitor(tag, {flush = true})
+    process.demonitor(tag, {flush = true})   -- ends the alias: no later reply can come in
+    local late = process.receive({tag, ANY}, 0)   -- one may have come just before
+    if late then return late[2] end
     error({"timeout", what(args)})
   end
   if msg[1] == "DOWN" then error({msg[5], what(args)}) end
@@ -176,6 +194,7 @@ function M.stop(server, reason, timeout)
   local args = {server, reason, timeout}
   local pid = M.whereis(server)
   if pid == nil then error({"noproc", stop_args(args)}) end
+  if pid == process.self() then error({"calling_self", stop_args(args)}) end
   local ref = process.monitor(pid)
   process.send(pid, {"system", {process.self(), process.make_ref()}, {"terminate", reason}})
   local down = process.receive({"DOWN", ref}, timeout)
@@ -214,11 +233,36 @@ local function run(f, ...)
   return false, e
 end
 
+--- A copy of v, tables copied all the way down (shared parts and cycles kept).
+local function deep_copy(v, seen)
+  if type(v) ~= "table" then return v end
+  seen = seen or {}
+  if seen[v] then return seen[v] end
+  local c = {}
+  seen[v] = c
+  for k, x in pairs(v) do c[deep_copy(k, seen)] = deep_copy(x, seen) end
+  return setmetatable(c, getmetatable(v))
+end
+
+--- fields ({state =, message =, reason =}) as format_status shows them: the keys it returns
+-- replace the given ones. It gets a deep copy, so changing the state in place is harmless.
+-- When it raises or returns no table, the state is replaced by a note saying so (never
+-- shown raw, as it may hold what format_status was meant to hide).
 local function status_view(s, fields)
   local cb = callbacks(s)
   if type(cb.format_status) ~= "function" then return fields end
-  local ok, r = run(cb.format_status, fields)
-  return ok and type(r[2]) == "table" and r[2] or fields
+  local ok, r = run(cb.format_status, deep_copy(fields))
+  local view = {}
+  for k, v in pairs(fields) do view[k] = v end
+  local what = (s.modname or "(table)") .. ".format_status"
+  if not ok then
+    view.state = what .. " crashed"
+  elseif type(r[2]) ~= "table" then
+    view.state = what .. " did not return a table"
+  else
+    for k, v in pairs(r[2]) do view[k] = v end
+  end
+  return view
 end
 
 local function report_crash(s, reason, trace)
@@ -236,8 +280,9 @@ local function report_crash(s, reason, trace)
   require("logger").report("error", table.concat(lines, "\n"))
 end
 
---- Ends the server: terminate, the report, then exit with reason.
-local function terminate(s, reason, trace)
+--- Ends the server: terminate, the report, the reply of a `"stop", r, reply, s` (sent even
+-- when terminate raises, as OTP does), then exit with reason (terminate's error if it raised).
+local function terminate(s, reason, trace, from, reply)
   local cb = callbacks(s)
   if type(cb.terminate) == "function" then
     local ok, err, trace2 = run(cb.terminate, reason, s.state)
@@ -246,6 +291,7 @@ local function terminate(s, reason, trace)
     end
   end
   report_crash(s, reason, trace)
+  if from then M.reply(from, reply) end
   process.exit(reason)
 end
 
@@ -273,12 +319,12 @@ local function set_extra(s, extra)
 end
 
 --- Applies a noreply-style result r (packed, r[1] = true from run): "noreply", state [, x]
--- or "stop", reason, state. Anything else stops the server.
+-- or "stop", reason, state. Anything else stops the server (terminate gets the old state).
 local function after_noreply(s, r)
   local tag = r[2]
-  if tag == "noreply" and (r.n == 3 or r.n == 4) then
+  if tag == "noreply" and (r.n == 3 or r.n == 4) and set_extra(s, r[4]) then
     s.state = r[3]
-    if set_extra(s, r[4]) then return end
+    return
   elseif tag == "stop" and r.n == 4 then
     s.state = r[4]
     return terminate(s, r[3])
@@ -318,22 +364,12 @@ local function handle_call(s, from, request)
   local ok, r, trace = run(callback(s, "handle_call"), request, from, s.state)
   if not ok then return callback_failed(s, r, trace) end
   local tag = r[2]
-  if tag == "reply" and (r.n == 4 or r.n == 5) then
+  if tag == "reply" and (r.n == 4 or r.n == 5) and set_extra(s, r[5]) then
     s.state = r[4]
-    if set_extra(s, r[5]) then return M.reply(from, r[3]) end
+    return M.reply(from, r[3])
   elseif tag == "stop" and r.n == 5 then
     s.state = r[5]
-    local cb = callbacks(s)
-    if type(cb.terminate) == "function" then
-      local tok, err, trace2 = run(cb.terminate, r[3], s.state)
-      if not tok then
-        report_crash(s, err, trace2)
-        process.exit(err)
-      end
-    end
-    report_crash(s, r[3])
-    M.reply(from, r[4])
-    process.exit(r[3])
+    return terminate(s, r[3], nil, from, r[4])   -- the reply goes after terminate
   end
   after_noreply(s, r)
 end
@@ -350,11 +386,20 @@ local function unknown_system(s, from, request)
   M.reply(from, {"error", {"unknown_system_msg", request}})
 end
 
+--- mod.code_change(old_vsn, state, extra) (mod nil: the server's module), protected: a
+-- module that cannot be loaded is an error reply like a raising code_change, not a crash.
+local function run_code_change(s, mod, old_vsn, extra)
+  return run(function()
+    local cb = callbacks(s)
+    if mod ~= nil then cb = require(mod) end
+    if type(cb) ~= "table" or cb.code_change == nil then return "ok", s.state end
+    return cb.code_change(old_vsn, s.state, extra)
+  end)
+end
+
 local function code_change(s, from, request)
   if not s.suspended then return unknown_system(s, from, request) end
-  local cb = request[2] and require(request[2]) or callbacks(s)
-  if type(cb.code_change) ~= "function" then return M.reply(from, "ok") end
-  local ok, r = run(cb.code_change, request[3], s.state, request[4])
+  local ok, r = run_code_change(s, request[2], request[3], request[4])
   if not ok then return M.reply(from, {"error", {"EXIT", r}}) end
   if r[2] == "ok" and r.n == 3 then
     s.state = r[3]
@@ -415,7 +460,9 @@ local function hibernate()
 end
 
 local function next_message(s)
-  if s.suspended then return process.receive({"system", ANY, ANY}) end
+  if s.suspended then   -- only system messages, and the parent's exit (when trapping)
+    return process.receive(process.any_of({"system", ANY, ANY}, {"EXIT", s.parent, ANY}))
+  end
   if s.hibernate then
     s.hibernate = false
     local msg = hibernate()
@@ -461,9 +508,9 @@ end
 --- What init gave, as start's answer: {"ok"} | {"ignore"} | {"stop", reason}.
 local function init_result(s, r)
   local tag = r[2]
-  if tag == "ok" and (r.n == 3 or r.n == 4) then
+  if tag == "ok" and (r.n == 3 or r.n == 4) and set_extra(s, r[4]) then
     s.state = r[3]
-    if set_extra(s, r[4]) then return {"ok"} end
+    return {"ok"}
   elseif tag == "ignore" and r.n == 2 then
     return {"ignore"}
   elseif tag == "stop" and r.n == 3 then
@@ -472,9 +519,11 @@ local function init_result(s, r)
   return {"stop", bad_return(r)}
 end
 
---- The server process: init, answer the starter, loop.
-function M._init_it(starter, ack, mod, arg, opts)
-  local s = {parent = starter, name = opts.name, hibernate_after = opts.hibernate_after}
+--- The server process: init, answer the starter, loop. As in OTP, the parent of a server
+-- started without a link is the server itself (so nobody's exit makes it terminate).
+function M._init_it(starter, ack, mod, arg, opts, linked)
+  local s = {parent = linked and starter or process.self(), name = opts.name,
+             hibernate_after = opts.hibernate_after}
   if type(mod) == "string" then s.modname = mod else s.mod = mod end
   local ok, r, trace = run(function() return callback(s, "init")(arg) end)
   local answer
@@ -503,21 +552,24 @@ local function start(mod, arg, opts, link)
   spawn.link, spawn.monitor, spawn.name = link, true, name
   local ack = process.alias()
   local ok, pid, ref = pcall(process.spawn_opt, spawn, "gen_server._init_it",
-                             process.self(), ack, mod, arg, opts)
+                             process.self(), ack, mod, arg, opts, link)
   if not ok then
     process.unalias(ack)
     local holder = name and process.whereis(name)
     if holder then return nil, {"already_started", holder} end
-    error(pid, 0)
+    -- an argument that cannot be copied: name it as the caller knows it
+    local names = {["arg #3"] = "module", ["arg #4"] = "arg", ["arg #5"] = "opts"}
+    error((tostring(pid):gsub("^arg #%d", names)), 3)
   end
   local timeout = opts.timeout
   if timeout == nil then timeout = "infinity" end
   local msg = process.receive(process.any_of({ack, ANY}, {"DOWN", ref}), timeout)
   process.unalias(ack)
-  if msg == nil then
+  if msg == nil then   -- kill the child and leave no trace of it: no ack, DOWN or EXIT
     if link then process.unlink(pid) end
     process.exit(pid, "kill")
     process.receive({"DOWN", ref})
+    process.receive({ack, ANY}, 0)
     process.receive({"EXIT", pid, ANY}, 0)
     return nil, "timeout"
   end
