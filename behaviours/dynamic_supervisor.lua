@@ -117,9 +117,8 @@ local gen_server = require "gen_server"
 local childspec = require "childspec"
 local logger = require "logger"
 
-local ANY = process.ANY
 local type, pairs, ipairs, tostring, error = type, pairs, ipairs, tostring, error
-local math_type, math_max, math_floor = math.type, math.max, math.floor
+local math_type = math.type
 local table_sort = table.sort
 
 local M = {}
@@ -250,101 +249,27 @@ end
 
 --- A SUPERVISOR REPORT about one child. who: the child's pid or {"restarting", pid}.
 local function report(s, context, reason, child, who)
-  local spec = child.spec
-  local start = spec.start
-  local first = type(start[1]) == "function" and 2 or 3
-  local args = {}
-  for _, v in ipairs(s.extra) do args[#args + 1] = v end
-  for i = first, #start do args[#args + 1] = start[i] end
-  local mfargs = first == 2 and {start[1], args} or {start[1], start[2], args}
-  local sup = s.name and {"local", s.name} or {process.self(), MODULE}
-  logger.report("error", nil, {
-    {"supervisor", sup},
-    {"errorContext", context},
-    {"reason", reason, quote = true},
-    {"offender", {pid = who, mfargs = mfargs, restart_type = spec.restart,
-                  shutdown = spec.shutdown, child_type = spec.type}},
-  }, "SUPERVISOR REPORT")
+  childspec.report(s.name or tostring(process.self()), context, reason, who, child.spec,
+                   s.extra)
 end
 
 -- ===================================================================== stopping children
 
---- Is this how a child being stopped should end?
-local function expected_end(spec, reason)
-  if spec.shutdown == "brutal_kill" then return reason == "killed" end
-  return reason == "shutdown" or (type(reason) == "table" and reason[1] == "shutdown") or
-         (reason == "normal" and spec.restart ~= "permanent")
-end
-
---- Stops the running children of `list` together (see Shutdown in the header); reports
--- those that end otherwise than expected. The children stay in the state.
+--- Stops the running children of `list` together; reports those that end otherwise than
+-- their specs expect. The children stay in the state.
 local function stop_children(s, list)
-  local waiting, deadlines, n = {}, {}, 0
-  local failed = {}
-  for _, child in ipairs(list) do
-    local pid = child.pid
-    if pid then
-      local ref = process.monitor(pid)
-      process.unlink(pid)
-      local gone = process.receive({"EXIT", pid, ANY}, 0)
-      if gone then
-        -- It had ended already (as OTP, only a normal end of a child that is not
-        -- permanent goes unreported): take its reason from the EXIT, drop the DOWN.
-        process.receive({"DOWN", ref})
-        if not (gone[3] == "normal" and child.spec.restart ~= "permanent") then
-          failed[#failed + 1] = {child, gone[3]}
-        end
-      else
-        local shutdown = child.spec.shutdown
-        process.exit(pid, shutdown == "brutal_kill" and "kill" or "shutdown")
-        waiting[ref] = child
-        n = n + 1
-        if math_type(shutdown) == "integer" then
-          deadlines[#deadlines + 1] = {at = process.monotonic() + shutdown, ref = ref}
-        end
-      end
-    end
+  for _, f in ipairs(childspec.stop_children(list)) do
+    report(s, "shutdown_error", f[2], f[1], f[1].pid)
   end
-  local function ours(m)
-    return type(m) == "table" and m[1] == "DOWN" and waiting[m[2]] ~= nil
-  end
-  while n > 0 do
-    local now, next_at = process.monotonic(), nil
-    for _, d in ipairs(deadlines) do
-      if waiting[d.ref] and not d.killed then
-        if d.at <= now then
-          process.exit(waiting[d.ref].pid, "kill")
-          d.killed = true
-        elseif next_at == nil or d.at < next_at then
-          next_at = d.at
-        end
-      end
-    end
-    local timeout = next_at and math_floor(math_max(0, next_at - now)) + 1 or "infinity"
-    local down = process.receive(ours, timeout)
-    if down then
-      local child = waiting[down[2]]
-      waiting[down[2]] = nil
-      n = n - 1
-      if down[5] ~= "noproc" and not expected_end(child.spec, down[5]) then
-        failed[#failed + 1] = {child, down[5]}
-      end
-    end
-  end
-  for _, f in ipairs(failed) do report(s, "shutdown_error", f[2], f[1], f[1].pid) end
 end
 
 -- ===================================================================== restarts
 
 --- Records a restart now; false when that makes too many within the period.
 local function add_restart(s)
-  local now = process.monotonic()
-  local recent = {now}
-  for _, t in ipairs(s.restarts) do
-    if now - t <= s.period then recent[#recent + 1] = t end
-  end
-  s.restarts = recent
-  return #recent <= s.intensity
+  local ok
+  s.restarts, ok = childspec.add_restart(s.restarts, s.intensity, s.period)
+  return ok
 end
 
 --- Starts the child kept under `key` again. Returns a gen_server noreply/stop result.

@@ -160,7 +160,6 @@ local process = require "process"
 local gen_server = require "gen_server"
 local childspec = require "childspec"
 
-local ANY = process.ANY
 local type, pairs, ipairs, pcall, error, tostring = type, pairs, ipairs, pcall, error, tostring
 local is_pid = process.is_pid
 local same, quiet = gen_server._same, gen_server._quiet
@@ -220,23 +219,6 @@ function M.stop(sup, reason, timeout)
   return gen_server.stop(sup, reason or "normal", timeout or "infinity")
 end
 
---- A shorthand as the table it stands for, without defaults (so overrides of `type` still
--- get the right default shutdown).
-local function expand(spec)
-  if type(spec) == "string" then spec = {spec}
-  elseif type(spec) ~= "table" or spec.start ~= nil or type(spec[1]) ~= "string" then
-    return spec
-  end
-  local mod, arg = spec[1], spec[2]
-  local ok, m = pcall(require, mod)
-  if ok and type(m) == "table" and type(m.child_spec) == "function" then
-    return m.child_spec(arg)
-  end
-  local start = {mod, "start_link"}
-  if #spec >= 2 then start[3] = arg end
-  return {id = mod, start = start}
-end
-
 --- Is this the argument of the supervisor module's own child_spec ({children, opts})?
 local function is_sup_arg(x)
   return x == nil or (type(x) == "table" and x.start == nil and x.id == nil and
@@ -250,9 +232,11 @@ function M.child_spec(spec, overrides)
     base = {id = opts.name or "supervisor", start = {"supervisor", "start_link", children, opts},
             type = "supervisor", shutdown = "infinity"}
   else
-    base = expand(spec)
+    local err
+    base, err = childspec.expand(spec)
     if type(base) ~= "table" then
-      error("bad argument #1 to 'child_spec' (child spec expected)", 2)
+      error("bad argument #1 to 'child_spec' (" ..
+            (err and require("pretty").format(err) or "child spec expected") .. ")", 2)
     end
     local c = {}
     for k, v in pairs(base) do c[k] = v end
@@ -283,14 +267,7 @@ local function who(s)
 end
 
 local function report(s, context, reason, child)
-  local spec = child.spec
-  require("logger").report("error", nil, {
-    {"supervisor", who(s)},
-    {"errorContext", context},
-    {"reason", reason, quote = true},
-    {"offender", {{"pid", child.pid or "undefined"}, {"id", child.id}, {"mfargs", spec.start},
-                  {"restart_type", spec.restart}, {"shutdown", spec.shutdown},
-                  {"child_type", spec.type}}}}, "SUPERVISOR REPORT")
+  childspec.report(who(s), context, reason, child.pid, child.spec)
 end
 
 -- ===================================================================== children
@@ -334,37 +311,10 @@ end
 
 --- Stops a child process as its shutdown spec says; returns the reason it ended with.
 -- Monitor first, then unlink: an EXIT already queued means it had ended by itself.
-local function shutdown(child)
-  local pid, how = child.pid, child.spec.shutdown
-  local ref = process.monitor(pid)
-  process.unlink(pid)
-  local exited = process.receive({"EXIT", pid, ANY}, 0)
-  if exited then
-    process.demonitor(ref, {flush = true})
-    return exited[3]
-  end
-  if how == "brutal_kill" then
-    process.exit(pid, "kill")
-    return process.receive({"DOWN", ref, ANY, ANY, ANY})[5]
-  end
-  process.exit(pid, "shutdown")
-  local down = process.receive({"DOWN", ref, ANY, ANY, ANY}, how)
-  if down == nil then
-    process.exit(pid, "kill")
-    down = process.receive({"DOWN", ref, ANY, ANY, ANY})
-  end
-  return down[5]
-end
-
 --- Stops one child (if it runs) and reports an unexpected end.
 local function do_terminate(s, child)
-  if is_pid(child.pid) then
-    local reason = shutdown(child)
-    local expected = child.spec.shutdown == "brutal_kill" and "killed" or "shutdown"
-    if not (same(reason, expected) or
-            (child.spec.restart ~= "permanent" and quiet(reason))) then
-      report(s, "shutdown_error", reason, child)
-    end
+  for _, f in ipairs(childspec.stop_children({child})) do
+    report(s, "shutdown_error", f[2], child)
   end
   child.pid, child.restarting = nil, false
 end
@@ -395,15 +345,9 @@ end
 
 --- Records a restart now; false when that makes more than `intensity` within `period`.
 local function add_restart(s)
-  local now = process.monotonic()
-  local threshold = now - s.period * 1000
-  local kept = {}
-  for _, t in ipairs(s.restarts) do
-    if t >= threshold then kept[#kept + 1] = t end
-  end
-  kept[#kept + 1] = now
-  s.restarts = kept
-  return #kept <= s.intensity
+  local ok
+  s.restarts, ok = childspec.add_restart(s.restarts, s.intensity, s.period * 1000)
+  return ok
 end
 
 local function try_again(child)
