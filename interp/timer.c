@@ -28,6 +28,7 @@ struct timers {
   pthread_cond_t cond;
   pthread_t thread;
   int started, stop;
+  uint64_t sleep_until;        /* the thread sleeps until then (UINT64_MAX: no timer), or 0 */
   tmr **heap;
   size_t n, cap;
   u64map map;                /* timer id -> tmr* */
@@ -156,10 +157,13 @@ static void *timer_main(void *arg) {
       }
       pthread_mutex_lock(&tm->lock);
     } else if (tm->n == 0) {
+      tm->sleep_until = UINT64_MAX;
       pthread_cond_wait(&tm->cond, &tm->lock);
     } else {
-      wait_until(tm, tm->heap[0]->deadline);
+      tm->sleep_until = tm->heap[0]->deadline;
+      wait_until(tm, tm->sleep_until);
     }
+    tm->sleep_until = 0;
   }
   pthread_mutex_unlock(&tm->lock);
   return NULL;
@@ -204,7 +208,9 @@ static int add(timers *tm, tmr *t) {
   pthread_mutex_lock(&tm->lock);
   st = u64map_put(&tm->map, t->id, (uint64_t)(uintptr_t)t);
   if (st == 0 && (st = heap_push(tm, t)) != 0) u64map_del(&tm->map, u64map_find(&tm->map, t->id));
-  if (st == 0 && t->hidx == 0) pthread_cond_signal(&tm->cond);
+  /* Wake the thread only for a deadline before the one it sleeps until: a receive's timer
+  ** is usually cancelled soon, and the thread waking at its old deadline finds the rest. */
+  if (st == 0 && t->deadline < tm->sleep_until) pthread_cond_signal(&tm->cond);
   pthread_mutex_unlock(&tm->lock);
   return st;
 }

@@ -1,8 +1,9 @@
 /*
 ** timer.h — timers: receive timeouts, sleep, and send_after, fired by one timer thread.
 **
-** A min-heap of deadlines under one lock; the thread sleeps until the earliest one. Firing
-** happens outside the lock. A wake timer names a pid and a wait generation, so a timer that
+** A min-heap of deadlines under one lock; the thread sleeps until the earliest one, and is
+** woken only for a deadline before that (a cancelled timer is not taken back from its
+** sleep: it wakes then and looks again). Firing happens outside the lock. A wake timer names a pid and a wait generation, so a timer that
 ** fires after its receive has finished wakes nothing.
 **
 ** Threads: every function from any thread.
