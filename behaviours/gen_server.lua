@@ -59,7 +59,9 @@
 -- * `handle_cast(msg, state)`, `handle_info(msg, state)`, `handle_continue(c, state)`:
 --   `"noreply", state [, extra]` | `"stop", reason, state`
 -- * `terminate(reason, state)`: anything (the result is ignored)
--- * `code_change(old_vsn, state, extra)`: `"ok", state` | `"error", reason`
+-- * `code_change(old_vsn, state, extra)`: `"ok", state` | `"error", reason`. Called when the
+--   callback module was reloaded (code.reload), before the next message, with the version
+--   the server ran and extra nil; and by sys.change_code with its arguments.
 -- * `format_status(status)`: gets a copy of `{state = s, message = m, reason = r}` (those
 --   known) and returns a table whose keys replace those, e.g. `{state = "<hidden>"}`; used by
 --   sys.get_status and the terminating report. If it raises or returns no table, they show
@@ -104,6 +106,7 @@
 -- @module gen_server
 
 local process = require "process"
+local code = require "code"
 
 local ANY = process.ANY
 local select, type, pcall, error, tostring = select, type, pcall, error, tostring
@@ -481,7 +484,31 @@ local function next_message(s)
   return process.receive()
 end
 
+--- The callback module was reloaded (this process switched to a new version at its last
+-- safe point, the receive): code_change(old_vsn, state) migrates the state before the next
+-- message. A failing code_change is logged and the state kept.
+local function check_version(s)
+  local epoch = code.epoch()
+  if epoch == s.epoch then return end
+  s.epoch = epoch
+  local vsn = code.loaded_version(s.modname)
+  if vsn == nil or vsn == s.vsn then return end
+  local old = s.vsn
+  s.vsn = vsn
+  local cb = callbacks(s)
+  if type(cb.code_change) ~= "function" then return end
+  local ok, r = run(cb.code_change, old, s.state, nil)
+  if ok and r[2] == "ok" and r.n == 3 then
+    s.state = r[3]
+  else
+    require("logger").report("error", "** Generic server " .. describe(s) ..
+      " kept its state: code_change from version " .. tostring(old) .. " failed",
+      {{"result", ok and {table_unpack(r, 2, r.n)} or r, quote = true}})
+  end
+end
+
 local function dispatch(s, msg)
+  if s.modname then check_version(s) end
   s.last, s.client = msg, nil
   local kind = type(msg) == "table" and msg[1]
   if kind == "$gen_call" then return handle_call(s, msg[2], msg[3]) end
@@ -526,6 +553,7 @@ function M._init_it(starter, ack, mod, arg, opts, linked)
              hibernate_after = opts.hibernate_after}
   if type(mod) == "string" then s.modname = mod else s.mod = mod end
   local ok, r, trace = run(function() return callback(s, "init")(arg) end)
+  if s.modname then s.vsn, s.epoch = code.loaded_version(s.modname), code.epoch() end
   local answer
   if ok then answer = init_result(s, r) else answer = {"stop", r} end
   process.send(ack, {ack, answer[1], answer[2]})

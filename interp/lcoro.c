@@ -140,6 +140,10 @@ void lcoro_hook(lua_State *L, lua_Debug *ar) {
   armed = lua_gethookcount(L);
   p->reds += (uint64_t)armed;
   if (atomic_load_explicit(&p->sigpending, memory_order_relaxed)) link_signals(p);
+  if (p->interrupted && !p->exiting) {
+    rearm(L, next);
+    proc_raise_interrupted(L, p);
+  }
   want = p->exiting || p->reds >= p->slice_end;
   /* with a program line hook, stop at a line event, after the program has seen it: once a
   ** step yields, Lua calls no more hooks for it */

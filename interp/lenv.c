@@ -7,7 +7,7 @@
 #include <lua.h>
 #include <lualib.h>
 
-#include "embed.h"
+#include "code.h"
 #include "lcoro.h"
 #include "lenv.h"
 #include "lproc.h"
@@ -119,35 +119,6 @@ static int l_os_exit(lua_State *L) {
 
 /* ================================================================ modules */
 
-/* package.searchers entry for the modules compiled into the binary. */
-static int embed_searcher(lua_State *L) {
-  const char *name = luaL_checkstring(L, 1);
-  for (size_t i = 0; i < embed_count; i++) {
-    const embed_module *m = &embed_modules[i];
-    if (strcmp(m->name, name) != 0) continue;
-    if (luaL_loadbuffer(L, m->src, m->len, m->chunkname) != LUA_OK)
-      return luaL_error(L, "error loading module '%s' from '%s':\n\t%s", name,
-                        m->chunkname + 1, lua_tostring(L, -1));
-    lua_pushstring(L, m->chunkname + 1);
-    return 2;
-  }
-  lua_pushfstring(L, "no embedded module '%s'", name);
-  return 1;
-}
-
-/* After the Lua-file searcher: files on package.path override the embedded modules. */
-static void add_searcher(lua_State *L) {
-  lua_getglobal(L, LUA_LOADLIBNAME);
-  lua_getfield(L, -1, "searchers");
-  for (lua_Integer i = (lua_Integer)lua_rawlen(L, -1); i >= 3; i--) {
-    lua_rawgeti(L, -1, i);
-    lua_rawseti(L, -2, i + 1);
-  }
-  lua_pushcfunction(L, embed_searcher);
-  lua_rawseti(L, -2, 3);
-  lua_pop(L, 2);
-}
-
 static void set_paths(lua_State *L, const char *path, const char *cpath) {
   lua_getglobal(L, LUA_LOADLIBNAME);
   if (path) {
@@ -159,6 +130,8 @@ static void set_paths(lua_State *L, const char *path, const char *cpath) {
     lua_setfield(L, -2, "cpath");
   }
   lua_getfield(L, -1, "preload");
+  lua_pushcfunction(L, luaopen_code);
+  lua_setfield(L, -2, "code");
   for (preload *pl = proc_of(L)->rt->preloads; pl; pl = pl->next) {
     lua_pushcfunction(L, pl->open);
     lua_setfield(L, -2, pl->name);
@@ -186,7 +159,7 @@ static int setup(lua_State *L) {
   }
   luaL_openlibs(L);
   set_paths(L, path, cpath);
-  add_searcher(L);
+  code_install_searcher(L);
   replace_stock(L);
   luaL_requiref(L, "process", luaopen_process, 1);
   lua_pop(L, 1);

@@ -334,6 +334,7 @@ static int handle(proc *p, mbox_item *m) {
     case SIG_DEMONITOR: monset_drop(&p->mon_in, m->ref); break;
     case SIG_DOWN: on_down(p, m); break;
     case SIG_INFO: reply_info(p, m); break;
+    case SIG_INTERRUPT: p->interrupted = 1; break;
   }
   return 0;
 }

@@ -8,6 +8,7 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "code.h"
 #include "link.h"
 #include "lproc.h"
 #include "mbconf.h"
@@ -488,6 +489,10 @@ static void wait_check(lua_State *L, proc *p) {
     end_wait(p);
     proc_raise_killed(L);
   }
+  if (p->interrupted) {
+    end_wait(p);
+    proc_raise_interrupted(L, p);
+  }
   if (p->wait_abort) {
     p->wait_abort = 0;
     end_wait(p);
@@ -503,12 +508,21 @@ static int cannot_wait(lua_State *L, proc *p) {
 /* Receive stack: 1 matcher, 2 timeout, 3 scan position, 4 deadline (ns; -1 = none). */
 enum { RECV_PLAIN, RECV_INFO };
 
+/* A receive is a safe point (entering it, and waking in it): switch to reloaded modules
+** before a message is handed back, so the code that handles it is the new one. */
+static void safe_point(lua_State *L, proc *p) {
+  if (p->code_epoch != atomic_load_explicit(&p->rt->code_epoch, memory_order_relaxed) ||
+      p->old_code > 0)
+    code_safe_point(L, p);
+}
+
 static int recv_step(lua_State *L, int status, lua_KContext ctx) {
   proc *p = proc_of(L);
   int kind = matcher_kind(L, 1);
   uint64_t pos = (uint64_t)lua_tointeger(L, 3);
   double deadline = lua_tonumber(L, 4);
   (void)status;
+  safe_point(L, p);
   wait_check(L, p);
   if (scan(L, p, kind, 1, &pos)) {
     end_wait(p);
@@ -885,6 +899,21 @@ static int l_monotonic(lua_State *L) {
   return 1;
 }
 
+/* process.topid("<0.42.0>") (also "0.42.0") → the pid with that printed form. */
+static int l_topid(lua_State *L) {
+  const char *s = luaL_checkstring(L, 1);
+  unsigned node, idx, gen;
+  char end;
+  if (sscanf(s, "<%u.%u.%u%c", &node, &idx, &gen, &end) == 4 && end == '>') {
+  } else if (sscanf(s, "%u.%u.%u%c", &node, &idx, &gen, &end) != 3) {
+    return luaL_argerror(L, 1, "pid text like \"<0.42.0>\" expected");
+  }
+  if (node != 0 || idx > PID_IDXMASK)
+    return luaL_argerror(L, 1, "no such pid on this node");
+  lproc_pushterm(L, pid_make(idx, gen));
+  return 1;
+}
+
 static int l_schedulers(lua_State *L) {
   lua_pushinteger(L, proc_of(L)->rt->nsched);
   return 1;
@@ -968,6 +997,7 @@ int luaopen_process(lua_State *L) {
     {"info", l_info}, {"list", l_list}, {"monotonic", l_monotonic},
     {"is_pid", l_is_pid}, {"is_ref", l_is_ref}, {"any_of", l_any_of}, {"alias", l_alias},
     {"unalias", l_unalias}, {"schedulers", l_schedulers}, {"system_time", l_system_time},
+    {"topid", l_topid},
     {NULL, NULL}};
   luaL_newlib(L, fns);
   lproc_pushterm(L, TERM_ANY);

@@ -31,7 +31,8 @@ enum {
   SIG_MONITOR,    /* `from` monitors us with `ref` */
   SIG_DEMONITOR,  /* `from` dropped monitor `ref` */
   SIG_DOWN,       /* the process `from` we monitor with `ref` ended: data is the reason */
-  SIG_INFO        /* `from` asks for process.info; reply tagged with `ref` */
+  SIG_INFO,       /* `from` asks for process.info; reply tagged with `ref` */
+  SIG_INTERRUPT   /* raise "interrupted!" in the process (Ctrl-C in the shell) */
 };
 
 /* Item flags. */

@@ -75,6 +75,9 @@ MB_API int mb_register(mb_runtime *rt, const char *name, mb_pid pid);
 MB_API int mb_send(mb_runtime *rt, mb_pid to, lua_State *L, int idx);
 /* A pid as a Lua value on the host's state, to put in messages; and back. */
 MB_API void mb_push_pid(lua_State *L, mb_runtime *rt, mb_pid pid);
+/* Raise the error "interrupted!" in the process at its next reduction check (or in the
+** receive it waits in), as lua does on Ctrl-C. */
+MB_API int mb_interrupt(mb_runtime *rt, mb_pid pid);
 MB_API int mb_topid(lua_State *L, int idx, mb_pid *out);
 MB_API int mb_wait(mb_runtime *rt, int *exit_status);  /* until halt or the main process ends */
 MB_API int mb_stop(mb_runtime *rt);

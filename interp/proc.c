@@ -8,6 +8,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "code.h"
 #include "lenv.h"
 #include "link.h"
 #include "lproc.h"
@@ -240,6 +241,12 @@ void proc_set_exit_string(proc *p, const char *reason, int killed) {
   proc_set_exit(p, buf, n + 3, killed);
 }
 
+int proc_raise_interrupted(lua_State *L, proc *p) {
+  p->interrupted = 0;
+  lua_pushliteral(L, "interrupted!");
+  return lua_error(L);
+}
+
 int proc_raise_killed(lua_State *L) {
   lua_pushlightuserdata(L, (void *)(uintptr_t)TERM_KILLED);
   return lua_error(L);
@@ -270,7 +277,8 @@ void proc_wake(proc *p, int also_sleeping) {
 /* Signals the target must act on now; the others (link, unlink, monitor, demonitor) only
 ** change its bookkeeping and wait in its inbox until it next runs. */
 static int urgent(int kind) {
-  return kind == SIG_EXIT || kind == SIG_LINKEXIT || kind == SIG_DOWN || kind == SIG_INFO;
+  return kind == SIG_EXIT || kind == SIG_LINKEXIT || kind == SIG_DOWN || kind == SIG_INFO ||
+         kind == SIG_INTERRUPT;
 }
 
 /*
@@ -633,6 +641,7 @@ static void finish(proc *p) {
   if (p->L) lua_close(p->L);
   p->L = p->body = p->cur = NULL;
   link_notify(p);
+  code_forget(p);
   if (atomic_load(&rt->main_pid) == p->pid) main_ended(rt, p);
   proc_destroy(p);
   rt_proc_ended(rt);

@@ -75,6 +75,8 @@ typedef struct monset {
   size_t n, cap;
 } monset;
 
+struct pmod;
+
 typedef struct proc proc;
 struct proc {
   /* shared (refs and pid come first: a recycled struct is cleared from `state` on, since a
@@ -103,6 +105,7 @@ struct proc {
   int killed;                   /* the exit came from a signal, not from the body itself */
   int wait_abort;               /* a receive could not wait: make it fail */
   int stop_owed;                /* stop at the next line event (a program line hook is set) */
+  int interrupted;              /* raise "interrupted!" at the next reduction check */
   int trap_exit;
   int warn_on, warn_cont;       /* lua_setwarnf state */
   int user_hooks;               /* threads with a debug.sethook hook */
@@ -123,6 +126,10 @@ struct proc {
   uint64_t wait_timer;          /* timer of the current receive/sleep (0: none) */
   uint64_t msgs_in, msgs_out;
   uint64_t scanned;             /* messages receive has tested against a matcher */
+  struct pmod *mods;            /* modules loaded through the code server, and versions */
+  size_t nmods;
+  uint64_t code_epoch;          /* the code server's epoch when last looked at */
+  int old_code;                 /* modules whose older version may still be on the stack */
   char *initial_call;
 
   /* under the name-registry lock */
@@ -171,6 +178,9 @@ void proc_run(proc *p);
 
 /* Run fn(L, ud) on p's main thread in protected mode; returns the lua_pcall status. */
 int proc_protect(proc *p, lua_CFunction fn, void *ud);
+
+/* Raise "interrupted!", as lua does on Ctrl-C (never returns). */
+int proc_raise_interrupted(lua_State *L, proc *p);
 
 /* Raise the error that unwinds a killed process (never returns). */
 int proc_raise_killed(lua_State *L);

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "code.h"
 #include "link.h"
 #include "mbconf.h"
 #include "msg.h"
@@ -91,7 +92,8 @@ mb_runtime *mb_new(const mb_config *cfg) {
   pthread_mutex_init(&rt->life_lock, NULL);
   pthread_cond_init(&rt->life_cond, NULL);
   pthread_mutex_init(&rt->host_lock, NULL);
-  if (ptab_init(rt) != 0 || reg_init(rt) != 0 || (rt->host_enc = msg_enc_new()) == NULL) {
+  if (ptab_init(rt) != 0 || reg_init(rt) != 0 || code_init(rt) != 0 ||
+      (rt->host_enc = msg_enc_new()) == NULL) {
     mb_free(rt);
     return NULL;
   }
@@ -212,6 +214,15 @@ int mb_send(mb_runtime *rt, mb_pid to, lua_State *L, int idx) {
   return 0;
 }
 
+int mb_interrupt(mb_runtime *rt, mb_pid pid) {
+  proc *p;
+  if (rt == NULL || !term_ispid(pid)) return MB_EINVAL;
+  if ((p = proc_lookup(rt, pid)) == NULL) return MB_ENOPROC;
+  proc_release(p);
+  proc_deliver(rt, pid, mbox_item_new(SIG_INTERRUPT, 0, 0, NULL, 0));
+  return 0;
+}
+
 void mb_push_pid(lua_State *L, mb_runtime *rt, mb_pid pid) {
   (void)rt;
   lua_pushlightuserdata(L, (void *)(uintptr_t)pid);
@@ -295,6 +306,7 @@ void mb_free(mb_runtime *rt) {
   sched_free(rt);
   ptab_free(rt);
   reg_free(rt);
+  code_free(rt);
   while (rt->preloads) {
     preload *pl = rt->preloads;
     rt->preloads = pl->next;

@@ -8,6 +8,7 @@
 **   sched->lock     one run queue and its sleep flag (sched.c)
 **   reg lock        names <-> pids and proc->name (reg.c)
 **   timer lock      the timer heap (timer.c)
+**   code lock       the code server's modules and versions (code.c)
 ** Lock-free: pid lookup (refcount + pid check), mailbox pushes, process state changes.
 */
 #ifndef RT_H
@@ -24,6 +25,7 @@ typedef struct sched sched;
 typedef struct ptab ptab;
 typedef struct reg reg;
 typedef struct timers timers;
+struct code;
 
 typedef struct preload {
   char *name;
@@ -41,6 +43,8 @@ struct mb_runtime {
   ptab *procs;
   reg *names;
   timers *tm;
+  struct code *code;              /* the code server (code.c) */
+  _Atomic uint64_t code_epoch;    /* goes up whenever the code server publishes a version */
   preload *preloads;              /* set before mb_start; read-only afterwards */
   _Atomic uint64_t next_ref;
   _Atomic int nsleeping;          /* schedulers asleep */

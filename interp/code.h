@@ -1,0 +1,43 @@
+/*
+** code.h — the code server: every Lua module's compiled chunk, once per runtime, with at
+** most two versions, and hot reload (as Erlang's code server; DESIGN.md "Code server").
+**
+** A module is compiled the first time any process requires it; every process loads the
+** same bytecode. code.reload compiles the file again and publishes version N+1; each
+** process that loaded the module switches at its next safe point (entering receive): the
+** new chunk runs in it and the module table it already had is updated in place, so
+** `M.f()` reaches the new code while functions held in locals keep the old (Erlang's
+** qualified and local calls). A process whose stack still holds functions of the older
+** version stays one of that version's users; users of the oldest version are killed when a
+** third version loads, or by code.purge.
+**
+** Versions after the first are compiled with the chunk name "@path (vN)", which is how a
+** frame tells which version its function came from (and what tracebacks show).
+**
+** Threads: the table is under one lock (the code lock; it is never held while taking
+** another). The epoch is atomic: a process compares it with the one it saw last.
+*/
+#ifndef CODE_H
+#define CODE_H
+
+#include <stdint.h>
+#include <lua.h>
+
+#include "proc.h"
+
+int code_init(mb_runtime *rt);
+void code_free(mb_runtime *rt);
+
+/* The Lua library `code` (luaopen_code) and the package.searchers entry that routes
+** require through the code server (installed by lenv at process setup). */
+int luaopen_code(lua_State *L);
+void code_install_searcher(lua_State *L);
+
+/* At a safe point: if any module changed since p last looked, switch p to the current
+** versions (runs Lua in p; errors are logged and p keeps the old version). */
+void code_safe_point(lua_State *L, proc *p);
+
+/* p ends: it uses no version any more (owner, at death). */
+void code_forget(proc *p);
+
+#endif
