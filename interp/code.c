@@ -706,6 +706,21 @@ static int l_check_process_code(lua_State *L) {
   return 1;
 }
 
+/* code.users(name) → how many processes use the current version, and the old one. */
+static int l_users(lua_State *L) {
+  struct code *c = proc_of(L)->rt->code;
+  const char *name = luaL_checkstring(L, 1);
+  lua_Integer cur = 0, old = 0;
+  pthread_mutex_lock(&c->lock);
+  cmod *m = find(c, name);
+  if (m && m->cur) cur = (lua_Integer)m->cur->users.n;
+  if (m && m->old) old = (lua_Integer)m->old->users.n;
+  pthread_mutex_unlock(&c->lock);
+  lua_pushinteger(L, cur);
+  lua_pushinteger(L, old);
+  return 2;
+}
+
 static int l_epoch(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)atomic_load(&proc_of(L)->rt->code_epoch));
   return 1;
@@ -716,7 +731,7 @@ int luaopen_code(lua_State *L) {
     {"reload", l_reload}, {"version", l_version}, {"loaded_version", l_loaded_version},
     {"loaded", l_loaded}, {"which", l_which}, {"purge", l_purge},
     {"soft_purge", l_soft_purge}, {"check_process_code", l_check_process_code},
-    {"epoch", l_epoch}, {NULL, NULL}};
+    {"epoch", l_epoch}, {"users", l_users}, {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;
 }
