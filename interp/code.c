@@ -404,6 +404,8 @@ static void switch_to_current(lua_State *L, proc *p, cmod *m, uint32_t from) {
     lua_pushstring(L, m->name);
     lua_pushstring(L, f.path);
     st = lua_pcall(L, 3, 0, 0);
+  } else {
+    lua_remove(L, -2);   /* switch_module: only the error stays */
   }
   free(f.path);
   pthread_mutex_lock(&c->lock);
@@ -543,32 +545,41 @@ static int publish(mb_runtime *rt, const char *name, const char *path, cver *v) 
 
 /* code.reload(name) → new version | nil, err. Compiles the file again and runs the chunk
 ** here first: if either fails, nothing changes. */
+static int fail(lua_State *L, const char *fmt, const char *arg) {
+  luaL_pushfail(L);
+  lua_pushfstring(L, fmt, arg);
+  return 2;
+}
+
+/* Returns nil and the error on top of L. */
+static int fail_with_top(lua_State *L) {
+  luaL_pushfail(L);
+  lua_insert(L, -2);
+  return 2;
+}
+
 static int l_reload(lua_State *L) {
   proc *p = proc_of(L);
   const char *name = luaL_checkstring(L, 1);
   const char *path = source_path(L, name);
-  uint32_t vsn;
-  cver *v;
-  if (path == NULL) return luaL_pushfail(L), lua_pushfstring(L, "module '%s' not found", name), 2;
-  if (!read_file(L, path))
-    return luaL_pushfail(L), lua_pushfstring(L, "cannot read '%s'", path), 2;
-  vsn = next_version(p->rt->code, name);
+  size_t len;
+  if (path == NULL) return fail(L, "module '%s' not found", name);
+  if (!read_file(L, path)) return fail(L, "cannot read '%s'", path);
+  uint32_t vsn = next_version(p->rt->code, name);
   const char *chunkname = vsn == 1 ? lua_pushfstring(L, "@%s", path)
                                    : lua_pushfstring(L, "@%s (v%d)", path, (int)vsn);
-  size_t len;
   const char *src = lua_tolstring(L, -2, &len);
-  if (luaL_loadbufferx(L, src, len, chunkname, "t") != LUA_OK) return luaL_pushfail(L), lua_insert(L, -2), 2;
+  if (luaL_loadbufferx(L, src, len, chunkname, "t") != LUA_OK) return fail_with_top(L);
   lua_pushvalue(L, -1);
   lua_pushstring(L, name);
   lua_pushstring(L, path);
-  if (lua_pcall(L, 2, 0, 0) != LUA_OK) return luaL_pushfail(L), lua_insert(L, -2), 2;
-  if ((v = new_version(L, vsn, chunkname)) == NULL) return luaL_error(L, "not enough memory");
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) return fail_with_top(L);
+  cver *v = new_version(L, vsn, chunkname);
+  if (v == NULL) return luaL_error(L, "not enough memory");
   int st = publish(p->rt, name, path, v);
   if (st != 0) {
     cver_free(v);
-    luaL_pushfail(L);
-    lua_pushstring(L, st == MB_EBUSY ? "reloaded by another process meanwhile" : mb_strerror(st));
-    return 2;
+    return fail(L, "%s", st == MB_EBUSY ? "reloaded by another process meanwhile" : mb_strerror(st));
   }
   lua_pushinteger(L, vsn);
   return 1;
