@@ -406,6 +406,9 @@ local function code_change(s, from, request)
   if not ok then return M.reply(from, {"error", {"EXIT", r}}) end
   if r[2] == "ok" and r.n == 3 then
     s.state = r[3]
+    if s.modname then   -- migrated: the automatic code_change must not run again
+      s.vsn, s.epoch = code.loaded_version(s.modname), code.epoch()
+    end
     return M.reply(from, "ok")
   end
   if r[2] == "error" then return M.reply(from, {"error", {"error", r[3]}}) end
@@ -489,7 +492,7 @@ end
 -- message. A failing code_change is logged and the state kept.
 local function check_version(s)
   local epoch = code.epoch()
-  if epoch == s.epoch then return end
+  if epoch == s.epoch or s.suspended then return end   -- suspended: sys.change_code migrates
   s.epoch = epoch
   local vsn = code.loaded_version(s.modname)
   if vsn == nil or vsn == s.vsn then return end

@@ -9,6 +9,7 @@
 #include <lualib.h>
 
 #include "code.h"
+#include "lcoro.h"
 #include "embed.h"
 #include "lproc.h"
 #include "pid.h"
@@ -41,6 +42,7 @@ struct code {
 typedef struct pmod {
   cmod *m;
   uint32_t vsn, old_vsn;
+  int stuck;                  /* switching from vsn failed: it keeps running that version */
 } pmod;
 
 int code_init(mb_runtime *rt) {
@@ -109,10 +111,20 @@ static uint64_t *users_of(cver *v, size_t *n) {
   return pids;
 }
 
-static void kill_all(mb_runtime *rt, uint64_t *pids, size_t n) {
-  unsigned char reason[] = {1, 0x05, 4, 'k', 'i', 'l', 'l'};   /* the blob of "kill" */
+/* Send the code-check signal to each pid, then free the array. With a dropped version (v),
+** those that still run it die; without (NULL), they are only woken to pass a safe point.
+** The signal carries the version number and "chunkname\0module name". */
+static void check_all(mb_runtime *rt, uint64_t *pids, size_t n, const cmod *m, const cver *v) {
+  size_t a = v ? strlen(v->chunkname) + 1 : 0, b = v ? strlen(m->name) + 1 : 0;
+  char *data = v ? malloc(a + b) : NULL;
+  if (data) {
+    memcpy(data, v->chunkname, a);
+    memcpy(data + a, m->name, b);
+  }
   for (size_t i = 0; i < n; i++)
-    proc_deliver(rt, pids[i], mbox_item_new(SIG_EXIT, 0, 0, reason, sizeof reason));
+    proc_deliver(rt, pids[i], mbox_item_new(SIG_CODECHECK, 0, data ? v->vsn : 0, data,
+                                            data ? a + b : 0));
+  free(data);
   free(pids);
 }
 
@@ -165,6 +177,7 @@ static void pmod_set(proc *p, cmod *m, uint32_t vsn) {
     r->old_vsn = 0;
   }
   r->vsn = vsn;
+  r->stuck = 0;
 }
 
 void code_forget(proc *p) {
@@ -318,16 +331,28 @@ void code_install_searcher(lua_State *L) {
 
 /* ================================================================ switching */
 
-/* Does a frame of p's running coroutines run a function of the version named chunkname? */
-static int on_stack(proc *p, const char *chunkname) {
-  lua_State *threads[2] = {p->cur, p->body};
+static int frames_in(lua_State *co, void *chunkname) {
   lua_Debug ar;
-  for (int t = 0; t < 2; t++) {
-    if (threads[t] == NULL || (t == 1 && threads[1] == threads[0])) continue;
-    for (int level = 0; lua_getstack(threads[t], level, &ar); level++)
-      if (lua_getinfo(threads[t], "S", &ar) && strcmp(ar.source, chunkname) == 0) return 1;
-  }
+  for (int level = 0; co && lua_getstack(co, level, &ar); level++)
+    if (lua_getinfo(co, "S", &ar) && strcmp(ar.source, chunkname) == 0) return 1;
   return 0;
+}
+
+static int on_stack(proc *p, const char *chunkname) {
+  if (p->L == NULL) return 0;
+  return frames_in(p->body, (void *)chunkname) || frames_in(p->cur, (void *)chunkname) ||
+         lcoro_each_thread(p->L, frames_in, (void *)chunkname);
+}
+
+/* A process that has not reached a safe point since the version it has was superseded is not
+** running it (unless its functions are on a stack): it switches at that safe point. One whose
+** switch failed is. */
+int code_runs(proc *p, const char *name, uint32_t vsn, const char *chunkname) {
+  for (size_t i = 0; i < p->nmods; i++) {
+    pmod *r = &p->mods[i];
+    if (r->stuck && r->vsn == vsn && strcmp(r->m->name, name) == 0) return 1;
+  }
+  return on_stack(p, chunkname);
 }
 
 /* Make the table at `into` hold exactly the fields (and metatable) of the table at `from`. */
@@ -377,11 +402,17 @@ static int switch_module(lua_State *L) {
 }
 
 static void warn_kept(proc *p, const char *name, uint32_t vsn, const char *err) {
-  char pid[64], line[512];
+  char pid[64];
+  const char *fmt = "moonbeam: process %s keeps version %u of module '%s': %s\n";
+  size_t size;
+  char *line;
+  if (err == NULL) err = "?";
   term_format(p->pid, pid, sizeof pid);
-  int n = snprintf(line, sizeof line, "moonbeam: process %s keeps version %u of module '%s': %s\n",
-                   pid, vsn, name, err ? err : "?");
-  rt_write(stderr, line, n > 0 && (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+  size = strlen(fmt) + strlen(pid) + strlen(name) + strlen(err) + 16;
+  if ((line = malloc(size)) == NULL) return;
+  int n = snprintf(line, size, fmt, pid, vsn, name, err);
+  if (n > 0) rt_write(stderr, line, (size_t)n < size ? (size_t)n : size - 1);
+  free(line);
 }
 
 /* Switch p's copy of module m from version `from` to the current one. The chunk runs in
@@ -412,8 +443,10 @@ static void switch_to_current(lua_State *L, proc *p, cmod *m, uint32_t from) {
   pmod *r = pmod_find(p, m);
   if (st != LUA_OK) {
     user_remove(version_of(m, f.vsn), p->pid);
+    if (r) r->stuck = 1;
   } else if (r) {
     r->vsn = f.vsn;
+    r->stuck = 0;
     if (old_chunk && on_stack(p, old_chunk)) {   /* still runs it */
       if (r->old_vsn == 0) p->old_code++;
       r->old_vsn = from;
@@ -531,15 +564,21 @@ static int publish(mb_runtime *rt, const char *name, const char *path, cver *v) 
       st = MB_ENOMEM;
     }
   }
+  cver *dropped = NULL;
+  uint64_t *idle = NULL;
+  size_t nidle = 0;
   if (st == 0) {
     doomed = users_of(m->old, &n);
-    cver_free(m->old);
+    dropped = m->old;
+    idle = users_of(m->cur, &nidle);
     m->old = m->cur;
     m->cur = v;
     atomic_fetch_add(&rt->code_epoch, 1);
   }
   pthread_mutex_unlock(&c->lock);
-  kill_all(rt, doomed, n);
+  check_all(rt, doomed, n, m, dropped);   /* m's name stays: modules are never freed */
+  check_all(rt, idle, nidle, m, NULL);
+  cver_free(dropped);
   return st;
 }
 
@@ -573,7 +612,11 @@ static int l_reload(lua_State *L) {
   lua_pushvalue(L, -1);
   lua_pushstring(L, name);
   lua_pushstring(L, path);
-  if (lua_pcall(L, 2, 0, 0) != LUA_OK) return fail_with_top(L);
+  if (lua_pcall(L, 2, 1, 0) != LUA_OK) return fail_with_top(L);
+  if (!lua_istable(L, -1))   /* the processes holding the module table need one to update */
+    return fail(L, "the new version does not return a module table (it returns %s)",
+                luaL_typename(L, -1));
+  lua_pop(L, 1);
   cver *v = new_version(L, vsn, chunkname);
   if (v == NULL) return luaL_error(L, "not enough memory");
   int st = publish(p->rt, name, path, v);
@@ -594,6 +637,7 @@ static int purge(lua_State *L, int soft) {
   uint64_t *doomed = NULL;
   size_t n = 0;
   int result = 1;
+  cver *dropped = NULL;
   pthread_mutex_lock(&c->lock);
   cmod *m = find(c, name);
   if (m && m->old) {
@@ -601,13 +645,14 @@ static int purge(lua_State *L, int soft) {
       result = 0;
     } else {
       doomed = users_of(m->old, &n);
-      cver_free(m->old);
+      dropped = m->old;
       m->old = NULL;
     }
   }
   pthread_mutex_unlock(&c->lock);
   if (!soft) result = n > 0;
-  kill_all(p->rt, doomed, n);
+  if (dropped) check_all(p->rt, doomed, n, m, dropped);
+  cver_free(dropped);
   lua_pushboolean(L, result);
   return 1;
 }

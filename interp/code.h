@@ -8,8 +8,10 @@
 ** new chunk runs in it and the module table it already had is updated in place, so
 ** `M.f()` reaches the new code while functions held in locals keep the old (Erlang's
 ** qualified and local calls). A process whose stack still holds functions of the older
-** version stays one of that version's users; users of the oldest version are killed when a
-** third version loads, or by code.purge.
+** version stays one of that version's users. Publishing wakes the users of the version
+** before, so that idle ones pass a safe point and switch; and it asks the users of the
+** version being dropped (the third load, or code.purge) to check their own stacks: those
+** that still run its functions die with "killed".
 **
 ** Versions after the first are compiled with the chunk name "@path (vN)", which is how a
 ** frame tells which version its function came from (and what tracebacks show).
@@ -36,6 +38,10 @@ void code_install_searcher(lua_State *L);
 /* At a safe point: if any module changed since p last looked, switch p to the current
 ** versions (runs Lua in p; errors are logged and p keeps the old version). */
 void code_safe_point(lua_State *L, proc *p);
+
+/* Does p still run version vsn of module name: it could not switch from it, or one of that
+** version's functions (chunk name) is on a stack of its coroutines? (owner) */
+int code_runs(proc *p, const char *name, uint32_t vsn, const char *chunkname);
 
 /* p ends: it uses no version any more (owner, at death). */
 void code_forget(proc *p);

@@ -285,12 +285,55 @@ static int co_wrapped(lua_State *L) {
   return wrap_finish(L, resume_co(L, co, lua_gettop(L)));
 }
 
-static int co_wrap(lua_State *L) {
+/* The process's coroutines, in a weak-keyed registry table, so that the code server can
+** look at the stacks of suspended ones too. */
+static const char THREADS_KEY = 't';
+
+static lua_State *new_coroutine(lua_State *L) {
   lua_State *co;
   luaL_checktype(L, 1, LUA_TFUNCTION);
   co = lua_newthread(L);
   lua_pushvalue(L, 1);
   lua_xmove(L, co, 1);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &THREADS_KEY) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 4);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &THREADS_KEY);
+  }
+  lua_pushvalue(L, -2);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  return co;
+}
+
+int lcoro_each_thread(lua_State *L, int (*f)(lua_State *co, void *ud), void *ud) {
+  int found = 0;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &THREADS_KEY) == LUA_TTABLE) {
+    lua_pushnil(L);
+    while (!found && lua_next(L, -2)) {
+      lua_State *co = lua_tothread(L, -2);
+      found = co != NULL && f(co, ud);
+      lua_pop(L, 1);
+    }
+    if (found) lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return found;
+}
+
+static int co_create(lua_State *L) {
+  new_coroutine(L);
+  return 1;
+}
+
+static int co_wrap(lua_State *L) {
+  new_coroutine(L);
   lua_pushcclosure(L, co_wrapped, 1);
   return 1;
 }
@@ -432,7 +475,7 @@ static void replace(lua_State *L, const char *lib, const luaL_Reg *fns) {
 
 void lcoro_open(lua_State *L) {
   static const luaL_Reg co_fns[] = {
-    {"resume", co_resume}, {"wrap", co_wrap}, {"yield", co_yield},
+    {"create", co_create}, {"resume", co_resume}, {"wrap", co_wrap}, {"yield", co_yield},
     {"isyieldable", co_isyieldable}, {"running", co_running}, {NULL, NULL}};
   static const luaL_Reg db_fns[] = {
     {"sethook", db_sethook}, {"gethook", db_gethook}, {NULL, NULL}};

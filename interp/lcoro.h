@@ -22,4 +22,8 @@ void lcoro_open(lua_State *L);
 
 void lcoro_hook(lua_State *L, lua_Debug *ar);
 
+/* Calls f on each coroutine the process created (a weak table keeps them) until f returns
+** nonzero; returns that. Needs no allocation, so it may run in a hook. */
+int lcoro_each_thread(lua_State *L, int (*f)(lua_State *co, void *ud), void *ud);
+
 #endif

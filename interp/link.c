@@ -4,6 +4,7 @@
 
 #include <lua.h>
 
+#include "code.h"
 #include "link.h"
 #include "msg.h"
 #include "pid.h"
@@ -335,6 +336,12 @@ static int handle(proc *p, mbox_item *m) {
     case SIG_DOWN: on_down(p, m); break;
     case SIG_INFO: reply_info(p, m); break;
     case SIG_INTERRUPT: p->interrupted = 1; break;
+    case SIG_CODECHECK:
+      if (m->ref && m->len > 0) {
+        const char *chunk = (const char *)m->data, *name = chunk + strlen(chunk) + 1;
+        if (code_runs(p, name, (uint32_t)m->ref, chunk)) proc_set_exit_string(p, "killed", 1);
+      }
+      break;
   }
   return 0;
 }

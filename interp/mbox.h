@@ -32,7 +32,10 @@ enum {
   SIG_DEMONITOR,  /* `from` dropped monitor `ref` */
   SIG_DOWN,       /* the process `from` we monitor with `ref` ended: data is the reason */
   SIG_INFO,       /* `from` asks for process.info; reply tagged with `ref` */
-  SIG_INTERRUPT   /* raise "interrupted!" in the process (Ctrl-C in the shell) */
+  SIG_INTERRUPT,  /* raise "interrupted!" in the process (Ctrl-C in the shell) */
+  SIG_CODECHECK   /* a module version was published: pass a safe point soon; with ref a
+                  ** dropped version, die ("killed") if still running it (data:
+                  ** "chunkname\0module name") */
 };
 
 /* Item flags. */

@@ -278,7 +278,7 @@ void proc_wake(proc *p, int also_sleeping) {
 ** change its bookkeeping and wait in its inbox until it next runs. */
 static int urgent(int kind) {
   return kind == SIG_EXIT || kind == SIG_LINKEXIT || kind == SIG_DOWN || kind == SIG_INFO ||
-         kind == SIG_INTERRUPT;
+         kind == SIG_INTERRUPT || kind == SIG_CODECHECK;
 }
 
 /*
