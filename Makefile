@@ -70,7 +70,7 @@ $(B)/libmoonbeam.so: $(LIB_OBJ)
 	$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,libmoonbeam.so.0 -o $@ $^ $(LIBS)
 
 $(B)/moonbeam: $(B)/main.o $(B)/line.o $(B)/libmoonbeam.a
-	$(CC) $(ALL_CFLAGS) -o $@ $(B)/main.o $(B)/line.o $(B)/libmoonbeam.a $(LIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $(B)/main.o $(B)/line.o $(B)/libmoonbeam.a $(LIBS) -lreadline
 
 moonbeam: $(B)/moonbeam
 	cp $< $@.tmp && mv -f $@.tmp $@

@@ -777,6 +777,22 @@ static int l_users(lua_State *L) {
   return 2;
 }
 
+/* code.switch(): pass a safe point now (switch this process to reloaded modules). */
+static int l_switch(lua_State *L) {
+  code_safe_point(L, proc_of(L));
+  return 0;
+}
+
+/* code.available() → the names of the modules compiled into the binary. */
+static int l_available(lua_State *L) {
+  lua_createtable(L, (int)embed_count, 0);
+  for (size_t i = 0; i < embed_count; i++) {
+    lua_pushstring(L, embed_modules[i].name);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  return 1;
+}
+
 static int l_epoch(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)atomic_load(&proc_of(L)->rt->code_epoch));
   return 1;
@@ -787,7 +803,8 @@ int luaopen_code(lua_State *L) {
     {"reload", l_reload}, {"version", l_version}, {"loaded_version", l_loaded_version},
     {"loaded", l_loaded}, {"which", l_which}, {"purge", l_purge},
     {"soft_purge", l_soft_purge}, {"check_process_code", l_check_process_code},
-    {"epoch", l_epoch}, {"users", l_users}, {NULL, NULL}};
+    {"epoch", l_epoch}, {"users", l_users}, {"switch", l_switch},
+    {"available", l_available}, {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;
 }

@@ -1,4 +1,7 @@
 /* main.c — the moonbeam command: lua's command line, run as the first process of a runtime. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,8 +16,11 @@
 enum { HAS_E = 1, HAS_I = 2, HAS_V = 4, HAS_NOENV = 8, HAS_W = 16 };
 
 /* The command line, for the moonbeam.args module of the first process. */
-static int cli_argc, cli_script, cli_flags;
+static int cli_argc, cli_script, cli_flags, cli_repl;
 static char **cli_argv;
+
+/* REPL mode: SIGINT and SIGWINCH only write a byte here; the line reader reacts. */
+static int sig_pipe[2] = {-1, -1};
 
 static void usage(const char *progname, const char *badopt, const char *badval) {
   if (badval)
@@ -121,7 +127,30 @@ static int open_args(lua_State *L) {
   setbool(L, "no_env", cli_flags & HAS_NOENV);
   setbool(L, "warnings", cli_flags & HAS_W);
   setbool(L, "tty", isatty(0));
+  setbool(L, "repl", cli_repl);
   return 1;
+}
+
+static void on_signal(int sig) {
+  int saved = errno;
+  if (write(sig_pipe[1], sig == SIGINT ? "i" : "w", 1) < 0) {}
+  errno = saved;
+}
+
+/* The shell will run: Ctrl-C goes to the line reader (which interrupts the evaluation). */
+static int catch_signals(void) {
+  struct sigaction sa;
+  if (pipe(sig_pipe) != 0) return -1;
+  for (int i = 0; i < 2; i++) {
+    fcntl(sig_pipe[i], F_SETFL, O_NONBLOCK);
+    fcntl(sig_pipe[i], F_SETFD, FD_CLOEXEC);
+  }
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGWINCH, &sa, NULL) != 0) return -1;
+  return 0;
 }
 
 static const char *const MAIN_CHUNK =
@@ -132,25 +161,34 @@ int main(int argc, char **argv) {
   mb_runtime *rt;
   const char *env = getenv("MOONBEAM_SCHEDULERS");
   int status = 1, st;
+  mb_pid main_pid;
   mb_config_default(&cfg);
   if (env && *env) cfg.schedulers = schedulers_arg(env) > 0 ? schedulers_arg(env) : 0;
   cli_argc = argc;
   cli_argv = argv;
   cfg.progname = argv[0] && argv[0][0] ? argv[0] : "moonbeam";
   if ((cli_flags = collect(argc, argv, &cfg, &cli_script)) < 0) return EXIT_FAILURE;
+  /* as lua: -i, or nothing to run and a terminal on stdin. The shell ends the runtime
+  ** itself (os.exit), and it may die and be replaced: the main process's end must not. */
+  cli_repl = (cli_flags & HAS_I) ||
+             (cli_script == 0 && !(cli_flags & (HAS_E | HAS_V)) && isatty(0));
+  if (cli_repl) cfg.no_halt = 1;
   cfg.no_env = (cli_flags & HAS_NOENV) != 0;
   cfg.warnings = (cli_flags & HAS_W) != 0;
   if ((rt = mb_new(&cfg)) == NULL) {
     fprintf(stderr, "%s: cannot create the runtime\n", cfg.progname);
     return EXIT_FAILURE;
   }
-  line_init(rt);
+  if (cli_repl && catch_signals() != 0) perror(cfg.progname);
+  line_init(rt, sig_pipe[0]);
   if ((st = mb_preload(rt, "moonbeam.args", open_args)) != 0 ||
       (st = mb_preload(rt, "moonbeam.line", luaopen_moonbeam_line)) != 0 ||
-      (st = mb_start(rt)) != 0 || (st = mb_spawn_string(rt, MAIN_CHUNK, "=moonbeam", NULL)) != 0) {
+      (st = mb_start(rt)) != 0 ||
+      (st = mb_spawn_string(rt, MAIN_CHUNK, "=moonbeam", &main_pid)) != 0) {
     fprintf(stderr, "%s: %s\n", cfg.progname, mb_strerror(st));
     return EXIT_FAILURE;
   }
+  if (cli_repl) line_start(main_pid);
   mb_wait(rt, &status);
   line_stop();
   fflush(NULL);

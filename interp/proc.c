@@ -599,7 +599,7 @@ static int heap_report(lua_State *L) {
 
 static void main_ended(mb_runtime *rt, proc *p) {
   int status = msg_is_string(p->reason, p->reasonlen, "normal") ? 0 : 1;
-  if (status != 0 && p->killed && !rt_halting(rt)) {
+  if (status != 0 && p->killed && !rt_halting(rt) && !rt->no_halt) {
     msg_buf b;
     msg_buf_init(&b);
     msg_format(p->reason, p->reasonlen, &b);

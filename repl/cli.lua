@@ -7,6 +7,11 @@
 -- Errors at run time propagate out of this process: the runtime prints them as `lua`
 -- does ("progname: message" and a traceback) and halts with status 1. Errors while
 -- loading a chunk are printed without a traceback, as `lua` prints them.
+--
+-- In REPL mode (`a.repl`, decided by main.c) the runtime does not halt when this process
+-- ends, since the shell may die and be replaced (see moonbeam.shell): so errors before
+-- the shell starts are caught here, printed the same way, and end the command with
+-- status 1, as `lua -i` does. The shell ends the command itself (os.exit) at end of input.
 -- @module moonbeam.cli
 
 local M = {}
@@ -87,23 +92,46 @@ local function run_script(a)
   run_chunk(a, chunk, err, table.unpack(args, 1, a.argc - 1 - a.script))
 end
 
---- Runs the command line described by `a` (the table of the moonbeam.args module).
-function M.main(a)
+--- Everything before the shell or the stdin script.
+local function prepare(a)
   if a.show_version then print(a.version) end
   _G.arg = make_arg(a)
   if not a.no_env then run_init(a) end
   run_options(a)
   if a.script > 0 then run_script(a) end
-  if a.interactive then
-    require("moonbeam.shell").run()
-  elseif a.script == 0 and not a.has_e and not a.show_version then
-    if a.tty then
-      print(a.version)
-      require("moonbeam.shell").run()
-    else
+end
+
+--- The message handler for REPL mode: what the runtime prints for a failing main process
+-- (lua's msghandler, with the traceback ending where lua's ends).
+local function traceback(err)
+  if type(err) ~= "string" and type(err) ~= "number" then
+    local mt = getmetatable(err)
+    if mt and mt.__tostring then
+      local s = tostring(err)
+      if type(s) == "string" then return s end
+    end
+    err = string.format("(error object is a %s value)", type(err))
+  end
+  local tb = debug.traceback(tostring(err), 2)
+  local cut = tb:find("\n\t(...tail calls...)\n\trepl/cli.lua:", 1, true)
+    or tb:find("\n\trepl/cli.lua:", 1, true)
+  if cut then tb = tb:sub(1, cut - 1) .. "\n\t[C]: in ?" end
+  return tb
+end
+
+--- Runs the command line described by `a` (the table of the moonbeam.args module).
+function M.main(a)
+  if not a.repl then
+    prepare(a)
+    if a.script == 0 and not a.has_e and not a.show_version then
       run_chunk(a, loadfile(nil))
     end
+    return
   end
+  local ok, err = xpcall(prepare, traceback, a)
+  if not ok then fail(a.progname, err) end
+  if not a.interactive then print(a.version) end
+  require("moonbeam.shell").run()
 end
 
 return M
