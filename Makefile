@@ -17,7 +17,7 @@ SAN ?=
 SPECS ?= $(wildcard tests/*_spec.lua)
 
 DEBS := gcc make pkg-config liblua5.4-dev lua5.4 lua-lpeg libreadline-dev lua-busted \
-        lua-filesystem lua-term lua-system
+        lua-filesystem lua-term lua-system tmux
 
 LUA_CFLAGS = $(shell $(PKG_CONFIG) --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 LUA_LIBS = $(shell $(PKG_CONFIG) --libs lua5.4 2>/dev/null || echo -llua5.4)
