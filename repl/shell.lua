@@ -332,6 +332,7 @@ local RESTARTS, PERIOD = 10, 5000
 function M.keeper(shell)
   local recent = {}
   process.monitor(shell)
+  process.send(shell, {"keeper_ready", process.self()})
   while true do
     local down = process.receive({"DOWN", ANY, "process", ANY, ANY})
     local reason = down[5]
@@ -352,6 +353,8 @@ end
 function M.run()
   setup()
   keeper = process.spawn("moonbeam.shell.keeper", process.self())
+  -- wait until the keeper monitors this process, or a quick death would read as noproc
+  process.receive({"keeper_ready", keeper})
   loop()
 end
 

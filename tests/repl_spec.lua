@@ -38,6 +38,7 @@ end
 
 local Term = {}
 Term.__index = Term
+local sessions = 0
 
 --- Starts `moonbeam args` on a 100x40 pty in a new temp dir (also $HOME). opts.dir: use
 -- this directory instead; opts.files: {name = contents} written there first.
@@ -45,7 +46,11 @@ local function term(args, opts)
   opts = opts or {}
   local dir = opts.dir or tmpdir()
   for name, text in pairs(opts.files or {}) do write_file(dir .. "/" .. name, text) end
-  local self = setmetatable({dir = dir, sock = dir .. "/tmux.sock"}, Term)
+  -- a socket per session: `kill-server` returns before that server has gone, and a new
+  -- session on the same socket could reach the dying one
+  sessions = sessions + 1
+  local self = setmetatable({dir = dir, sock = string.format("%s/tmux%d.sock", dir, sessions)},
+                            Term)
   local cmd = string.format("cd %s && env HOME=%s INPUTRC=/dev/null COLUMNS=100 %s %s; "
                               .. "echo \"[exit $?]\"; sleep 600",
                             shell_quote(dir), shell_quote(dir), shell_quote(MOONBEAM),

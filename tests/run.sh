@@ -33,6 +33,10 @@ for t in $ctests; do
   suite "$(basename "$t")" "$p" "$f" "$out"
 done
 
+# Specs that start the binary themselves (tests/support.lua) start this one.
+MOONBEAM_BIN=$bin
+export MOONBEAM_BIN
+
 for s in $specs; do
   out=$(timeout 600 "$bin" "$busted" --ignore-lua -o plainTerminal "$s" 2>&1)
   rc=$?

@@ -1,7 +1,8 @@
 --- support.lua — small helpers shared by the specs (loaded with dofile, see any spec).
 --
--- `dir` is the tests directory and `moonbeam` the binary under test, both absolute and
--- with symlinks resolved, so they stay right whatever directory a test runs a command in.
+-- `dir` is the tests directory and `moonbeam` the binary under test (`$MOONBEAM_BIN`, set
+-- by tests/run.sh so the sanitizer builds test themselves, else ./moonbeam), both absolute
+-- and with symlinks resolved, so they stay right whatever directory a test runs a command in.
 -- @module tests.support
 
 local M = {}
@@ -44,6 +45,14 @@ function M.poll(ms, pred)
 end
 
 M.dir = M.physical_dir(debug.getinfo(1, "S").source:sub(2):match("^(.*)/[^/]*$") or ".")
-M.moonbeam = M.physical_dir(M.dir .. "/..") .. "/moonbeam"
+do
+  local bin = os.getenv("MOONBEAM_BIN")
+  if bin and bin ~= "" then
+    local d, base = bin:match("^(.*)/([^/]*)$")
+    M.moonbeam = M.physical_dir(d or ".") .. "/" .. (base or bin)
+  else
+    M.moonbeam = M.physical_dir(M.dir .. "/..") .. "/moonbeam"
+  end
+end
 
 return M
