@@ -4,7 +4,7 @@
 **
 ** A module is compiled the first time any process requires it; every process loads the
 ** same bytecode. code.reload compiles the file again and publishes version N+1; each
-** process that loaded the module switches at its next safe point (entering receive): the
+** process that loaded the module switches at its next safe point (entering receive or sleep): the
 ** new chunk runs in it and the module table it already had is updated in place, so
 ** `M.f()` reaches the new code while functions held in locals keep the old (Erlang's
 ** qualified and local calls). A process whose stack still holds functions of the older

@@ -508,8 +508,9 @@ static int cannot_wait(lua_State *L, proc *p) {
 /* Receive stack: 1 matcher, 2 timeout, 3 scan position, 4 deadline (ns; -1 = none). */
 enum { RECV_PLAIN, RECV_INFO };
 
-/* A receive is a safe point (entering it, and waking in it): switch to reloaded modules
-** before a message is handed back, so the code that handles it is the new one. */
+/* A receive or a sleep is a safe point (entering it, and waking in it): switch to reloaded
+** modules before a message is handed back or the sleep returns, so the code that runs next
+** is the new one (a `while true do M.tick() process.sleep(1000) end` loop picks it up). */
 static void safe_point(lua_State *L, proc *p) {
   if (p->code_epoch != atomic_load_explicit(&p->rt->code_epoch, memory_order_relaxed) ||
       p->old_code > 0)
@@ -562,6 +563,7 @@ static int sleep_step(lua_State *L, int status, lua_KContext ctx) {
   proc *p = proc_of(L);
   (void)status;
   (void)ctx;
+  safe_point(L, p);
   wait_check(L, p);
   if (timer_fired(p)) {
     end_wait(p);

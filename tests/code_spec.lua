@@ -576,7 +576,7 @@ describe("module tables updated in place", function()
     assert.are.same({1, 2}, {ask(pid), ask(pid)})
   end)
 
-  it("a process that does not enter receive keeps the old functions until it does", function()
+  it("a process that does not wait keeps the old functions until it enters receive", function()
     local name = modname("busy")
     install(name, simple("v1"))
     local pid = track(P.spawn(function()
@@ -584,7 +584,7 @@ describe("module tables updated in place", function()
       local e0 = code.epoch()
       P.send(me, {"ready", P.self()})
       local deadline = P.monotonic() + 3000
-      while code.epoch() == e0 and P.monotonic() < deadline do P.sleep(5) end   -- sleep is no safe point
+      while code.epoch() == e0 and P.monotonic() < deadline do end   -- busy: preempted, never waiting
       P.send(me, {"before", M.v(), code.loaded_version(name)})
       P.receive({"nothing", "comes"}, 0)
       P.send(me, {"after", M.v(), code.loaded_version(name)})
@@ -594,6 +594,32 @@ describe("module tables updated in place", function()
     assert.are.equal(2, code.reload(name))
     assert.are.same({"before", "v1", 1}, recv({"before", ANY, ANY}, 4000))
     assert.are.same({"after", "v2", 2}, recv({"after", ANY, ANY}))
+  end)
+
+  it("a loop that only sleeps switches in its sleep: M.tick() reaches the new code", function()
+    local name = modname("ticker")
+    install(name, simple("v1"))
+    local pid = track(P.spawn(function()
+      local M = require(name)
+      while true do
+        P.send(me, {"tick", M.v(), code.loaded_version(name)})
+        P.sleep(20)
+      end
+    end))
+    assert.are.same({"tick", "v1", 1}, recv({"tick", ANY, ANY}))
+    install(name, simple("v2"))
+    assert.are.equal(2, code.reload(name))
+    local deadline = P.monotonic() + 2000
+    local m
+    repeat m = recv({"tick", ANY, ANY}) until m[2] == "v2" or P.monotonic() > deadline
+    assert.are.same({"tick", "v2", 2}, m)
+    assert.is_false(code.check_process_code(pid, name))
+    -- a third version does not kill it: it left v1 at its first sleep after the reload
+    install(name, simple("v3"))
+    assert.are.equal(3, code.reload(name))
+    repeat m = recv({"tick", ANY, ANY}) until m[2] == "v3" or P.monotonic() > deadline
+    assert.are.same({"tick", "v3", 3}, m)
+    assert.is_true(P.alive(pid))
   end)
 end)
 
