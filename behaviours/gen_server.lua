@@ -94,6 +94,11 @@
 -- A linked process that is not the parent and dies while the server traps exits comes as
 -- handle_info({"EXIT", pid, reason}, state).
 --
+-- When the runtime stops (the end of the `moonbeam` command, or mb_stop), the servers are
+-- shut down before anything is killed, from the top of each tree: a server whose parent is
+-- not a server gets the exit signal "shutdown" from <0.0.0>, which a trapping server takes
+-- as from its parent (terminate runs; a supervisor stops its children in order).
+--
 -- ## Supervision, names, sys
 --
 -- A module meant for supervisors defines `start_link(arg)` (and may define
@@ -109,6 +114,7 @@ local process = require "process"
 local code = require "code"
 
 local ANY = process.ANY
+local RUNTIME = process.topid("<0.0.0>")   -- sender of the runtime's stop signal (mb_stop)
 local select, type, pcall, error, tostring = select, type, pcall, error, tostring
 local pairs, setmetatable, getmetatable = pairs, setmetatable, getmetatable
 local table_pack, table_unpack = table.pack, table.unpack
@@ -467,7 +473,8 @@ end
 
 local function next_message(s)
   if s.suspended then   -- only system messages, and the parent's exit (when trapping)
-    return process.receive(process.any_of({"system", ANY, ANY}, {"EXIT", s.parent, ANY}))
+    return process.receive(process.any_of({"system", ANY, ANY}, {"EXIT", s.parent, ANY},
+                                          {"EXIT", RUNTIME, ANY}))
   end
   if s.hibernate then
     s.hibernate = false
@@ -517,7 +524,7 @@ local function dispatch(s, msg)
   if kind == "$gen_call" then return handle_call(s, msg[2], msg[3]) end
   if kind == "$gen_cast" then return handle_async(s, "handle_cast", msg[2]) end
   if kind == "system" then return handle_system(s, msg[2], msg[3]) end
-  if kind == "EXIT" and msg[2] == s.parent then   -- only comes when trapping exits
+  if kind == "EXIT" and (msg[2] == s.parent or msg[2] == RUNTIME) then   -- when trapping
     return terminate(s, msg[3])
   end
   handle_async(s, "handle_info", msg)
@@ -554,6 +561,7 @@ end
 function M._init_it(starter, ack, mod, arg, opts, linked)
   local s = {parent = linked and starter or process.self(), name = opts.name,
              hibernate_after = opts.hibernate_after}
+  process.flag("ordered_stop", true)   -- the runtime's stop shuts servers down, tops first
   if type(mod) == "string" then s.modname = mod else s.mod = mod end
   local ok, r, trace = run(function() return callback(s, "init")(arg) end)
   if s.modname then s.vsn, s.epoch = code.loaded_version(s.modname), code.epoch() end

@@ -714,14 +714,23 @@ static int l_exit(lua_State *L) {
   return 1;
 }
 
+/* process.flag(name, bool) → the old value. "trap_exit"; "ordered_stop": when the runtime
+** stops, this process is sent exit "shutdown" from <0.0.0> before the others are killed,
+** after its linked parent if that has the flag too (gen_server sets it). */
 static int l_flag(lua_State *L) {
   proc *p = self(L);
   const char *flag = luaL_checkstring(L, 1);
-  int old = p->trap_exit;
-  if (strcmp(flag, "trap_exit") != 0)
+  int old;
+  if (strcmp(flag, "trap_exit") == 0) {
+    luaL_checktype(L, 2, LUA_TBOOLEAN);
+    old = p->trap_exit;
+    p->trap_exit = lua_toboolean(L, 2);
+  } else if (strcmp(flag, "ordered_stop") == 0) {
+    luaL_checktype(L, 2, LUA_TBOOLEAN);
+    old = atomic_exchange(&p->ordered_stop, lua_toboolean(L, 2));
+  } else {
     return luaL_argerror(L, 1, lua_pushfstring(L, "unknown flag '%s'", flag));
-  luaL_checktype(L, 2, LUA_TBOOLEAN);
-  p->trap_exit = lua_toboolean(L, 2);
+  }
   lua_pushboolean(L, old);
   return 1;
 }

@@ -50,7 +50,12 @@
 #define MB_SCHED_STACK (16u << 20)
 #endif
 
-/* How long mb_stop waits for processes to end before giving up on them (ms). */
+/* How long mb_stop lets supervision trees shut down in order by default (ms). */
+#ifndef MB_STOP_ORDERED_MS
+#define MB_STOP_ORDERED_MS 10000
+#endif
+
+/* How long mb_stop waits for killed processes to end before giving up on them (ms). */
 #ifndef MB_STOP_TIMEOUT_MS
 #define MB_STOP_TIMEOUT_MS 5000
 #endif

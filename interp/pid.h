@@ -34,6 +34,9 @@ static inline int term_isref(uint64_t v) { return (v & TERM_KINDMASK) == TERM_RE
 static inline uint64_t pid_make(uint32_t idx, uint32_t gen) {
   return TERM_PID | ((uint64_t)gen << MB_PID_IDX_BITS) | (idx & PID_IDXMASK);
 }
+/* <0.0.0>: the runtime itself, as the sender of the exit signals of mb_stop. */
+#define PID_RUNTIME TERM_PID
+
 static inline uint32_t pid_idx(uint64_t pid) { return (uint32_t)(pid & PID_IDXMASK); }
 static inline uint32_t pid_gen(uint64_t pid) {
   return (uint32_t)((pid & ~TERM_KINDMASK) >> MB_PID_IDX_BITS);

@@ -9,6 +9,7 @@
 #include <lua.h>
 
 #include "code.h"
+#include "hostbox.h"
 #include "lenv.h"
 #include "link.h"
 #include "lproc.h"
@@ -158,6 +159,10 @@ proc *proc_lookup(mb_runtime *rt, uint64_t pid) {
 void proc_release(proc *p) {
   ptab *t = p->rt->procs;
   if (atomic_fetch_sub(&p->refs, 1) != 1) return;
+  if (p->host) {   /* nobody can reach it any more: not a receiver, not a deliverer */
+    hostbox_free(p->host);
+    p->host = NULL;
+  }
   pthread_mutex_lock(&t->lock);
   p->pool_next = t->pool;
   t->pool = p;
@@ -294,7 +299,9 @@ void proc_deliver(mb_runtime *rt, uint64_t pid, mbox_item *m) {
   kind = m->kind;
   p = proc_lookup(rt, pid);
   if (p && mbox_push(&p->box, m) == 0) {
-    if (kind == SIG_MSG) {
+    if (p->host) {
+      hostbox_arrived(p);
+    } else if (kind == SIG_MSG) {
       proc_wake(p, 0);
     } else if (urgent(kind)) {
       atomic_store(&p->sigpending, 1);
@@ -336,6 +343,7 @@ int proc_spawn(mb_runtime *rt, proc *parent, spawn_req *req, spawn_opts *o, uint
     return atomic_load(&rt->state) >= RT_STOPPED ? MB_ESTOPPED : MB_ENOMEM;
   }
   p->boot = req;
+  p->parent = parent && o->link ? parent->pid : 0;
   p->trap_exit = o->trap_exit;
   p->max_heap = o->max_heap;
   p->status_hint = P_RUNNABLE;
@@ -359,6 +367,21 @@ int proc_spawn(mb_runtime *rt, proc *parent, spawn_req *req, spawn_opts *o, uint
   *pid = p->pid;
   atomic_store(&p->state, P_RUNNABLE);
   sched_enqueue(p);
+  return 0;
+}
+
+int proc_new_host(mb_runtime *rt, struct hostbox *hb, uint64_t *pid) {
+  proc *p;
+  if (atomic_load(&rt->state) >= RT_STOPPED || (p = proc_new(rt)) == NULL)
+    return atomic_load(&rt->state) >= RT_STOPPED ? MB_ESTOPPED : MB_ENOMEM;
+  p->host = hb;
+  p->trap_exit = 1;
+  p->status_hint = P_WAITING;
+  p->initial_call = strdup("mb_mailbox_open");
+  atomic_store(&p->state, P_WAITING);
+  rt_proc_started(rt);
+  *pid = p->pid;
+  publish(p);
   return 0;
 }
 
@@ -630,22 +653,30 @@ static void proc_destroy(proc *p) {
 ** are released), and only then do links and monitors hear of it, so whoever gets a DOWN
 ** finds the process gone.
 */
-static void finish(proc *p) {
-  mb_runtime *rt = p->rt;
+void proc_unlist(proc *p) {
   if (!p->exiting) proc_set_exit_string(p, "normal", 0);
   atomic_store(&p->state, P_EXITING);
-  reg_remove_proc(rt, p);
-  if (p->wait_timer) timer_cancel(rt, p->wait_timer, NULL);
+  reg_remove_proc(p->rt, p);
+  if (p->wait_timer) timer_cancel(p->rt, p->wait_timer, NULL);
   link_close(p);
   unpublish(p);
-  if (p->L) lua_close(p->L);
-  p->L = p->body = p->cur = NULL;
+}
+
+void proc_bury(proc *p) {
+  mb_runtime *rt = p->rt;
   link_notify(p);
   code_forget(p);
   if (atomic_load(&rt->main_pid) == p->pid) main_ended(rt, p);
   proc_destroy(p);
   rt_proc_ended(rt);
   proc_release(p);
+}
+
+static void finish(proc *p) {
+  proc_unlist(p);
+  if (p->L) lua_close(p->L);
+  p->L = p->body = p->cur = NULL;
+  proc_bury(p);
 }
 
 /* ================================================================ running */

@@ -12,6 +12,9 @@
 ** reference only if the count is not zero and the pid still matches (proc_lookup). The
 ** process table holds one reference while the process is alive.
 **
+** A host mailbox (hostbox.c) is a proc without a Lua state: it is never scheduled, and
+** whoever holds its lock acts as its owner.
+**
 ** States (p->state):
 **   RUNNABLE  in a run queue, or about to be put in one
 **   RUNNING   a scheduler is executing it
@@ -88,10 +91,14 @@ struct proc {
   _Atomic uint32_t wait_gen;    /* generation of the current receive/sleep timer */
   _Atomic uint32_t tmo_fired;   /* generation whose timer has fired */
   _Atomic int home;             /* scheduler that last ran it */
+  _Atomic int ordered_stop;     /* process.flag("ordered_stop"): mb_stop shuts it down first */
+  _Atomic int stop_sent;        /* mb_stop has sent it "shutdown" (the stopping thread) */
   mbox box;
   proc *next_run;               /* run-queue link, under that queue's lock */
   proc *pool_next;              /* free-pool link, under the table lock */
   mb_runtime *rt;
+  struct hostbox *host;         /* a host mailbox: no Lua state (hostbox.c); set before publish */
+  uint64_t parent;              /* the process that spawned it linked (0: none); set before publish */
 
   /* owner */
   lua_State *L;                 /* the state's main thread */
@@ -165,6 +172,15 @@ void spawn_req_free(spawn_req *req);
 ** allocation, is ignored). When pid is dead, answers as the dead process would (noproc
 ** replies to link/monitor, nil to info). */
 void proc_deliver(mb_runtime *rt, uint64_t pid, mbox_item *m);
+
+/* A published proc for a host mailbox (no Lua state, never scheduled); see hostbox.c. */
+int proc_new_host(mb_runtime *rt, struct hostbox *hb, uint64_t *pid);
+
+/* Death in two halves, for host mailboxes (a Lua process's own end does both, in finish):
+** proc_unlist closes the mailbox and unpublishes the pid (under the mailbox's lock);
+** proc_bury tells links and monitors, frees what p holds and drops the table's reference. */
+void proc_unlist(proc *p);
+void proc_bury(proc *p);
 
 /* Make a waiting/sleeping process runnable after something it waits for arrived. */
 void proc_wake(proc *p, int also_sleeping);

@@ -2,7 +2,9 @@
 ** rt.h — the runtime: one struct owns the schedulers, the process table, the name registry,
 ** the timers and the halt state, so two runtimes can live in one program.
 **
-** Lock discipline (no lock is ever held while taking another one):
+** Lock discipline (no lock is ever held while taking another one, except as said here):
+**   rt->stop_lock   one mb_stop at a time; held while it stops (it takes the others)
+**   host mailbox    (hostbox.c) its owner's work; taken before the leaf locks below
 **   rt->life_lock   halt state, main-process status, the count of live processes
 **   ptab lock       slot allocation and the proc pool (ptab.c part of proc.c)
 **   sched->lock     one run queue and its sleep flag (sched.c)
@@ -58,6 +60,7 @@ struct mb_runtime {
   int halted, halt_status;        /* under life_lock */
   size_t nlive;                   /* under life_lock */
 
+  pthread_mutex_t stop_lock;      /* one mb_stop at a time */
   pthread_mutex_t host_lock;      /* serialises host-side encoding */
   msg_enc *host_enc;
 };
