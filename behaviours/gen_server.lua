@@ -235,7 +235,9 @@ end
 
 --- Runs a callback protected. Returns true, values (packed) or false, err, traceback.
 local function run(f, ...)
+  local switching = code.switching(false)   -- no switch in the middle of a callback
   local r = table_pack(xpcall(f, handler, ...))
+  code.switching(switching)
   if r[1] then return true, r end
   local e = r[2]
   if type(e) == "table" and e.trace then return false, e.err, e.trace end
@@ -413,7 +415,7 @@ local function code_change(s, from, request)
   if r[2] == "ok" and r.n == 3 then
     s.state = r[3]
     if s.modname then   -- migrated: the automatic code_change must not run again
-      s.vsn, s.epoch = code.loaded_version(s.modname), code.epoch()
+      s.vsn = code.loaded_version(s.modname)
     end
     return M.reply(from, "ok")
   end
@@ -498,9 +500,7 @@ end
 -- safe point, the receive): code_change(old_vsn, state) migrates the state before the next
 -- message. A failing code_change is logged and the state kept.
 local function check_version(s)
-  local epoch = code.epoch()
-  if epoch == s.epoch or s.suspended then return end   -- suspended: sys.change_code migrates
-  s.epoch = epoch
+  if s.suspended then return end   -- suspended: sys.change_code migrates
   local vsn = code.loaded_version(s.modname)
   if vsn == nil or vsn == s.vsn then return end
   local old = s.vsn
@@ -564,7 +564,7 @@ function M._init_it(starter, ack, mod, arg, opts, linked)
   process.flag("ordered_stop", true)   -- the runtime's stop shuts servers down, tops first
   if type(mod) == "string" then s.modname = mod else s.mod = mod end
   local ok, r, trace = run(function() return callback(s, "init")(arg) end)
-  if s.modname then s.vsn, s.epoch = code.loaded_version(s.modname), code.epoch() end
+  if s.modname then s.vsn = code.loaded_version(s.modname) end
   local answer
   if ok then answer = init_result(s, r) else answer = {"stop", r} end
   process.send(ack, {ack, answer[1], answer[2]})

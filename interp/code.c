@@ -100,32 +100,82 @@ static void user_remove(cver *v, uint64_t pid) {
   if (v && (i = u64map_find(&v->users, pid)) != (size_t)-1) u64map_del(&v->users, i);
 }
 
-/* The pids of a version's users (a malloc'd array), to signal outside the lock. */
-static uint64_t *users_of(cver *v, size_t *n) {
-  uint64_t *pids;
+/* The pids of a version's users in *pids (malloc'd; NULL if none), to signal outside the
+** lock. 0, or MB_ENOMEM. */
+static int users_of(const cver *v, uint64_t **pids, size_t *n) {
+  *pids = NULL;
   *n = 0;
-  if (v == NULL || v->users.n == 0) return NULL;
-  pids = malloc(v->users.n * sizeof *pids);
-  for (size_t i = 0; pids && i < v->users.cap; i++)
-    if (v->users.keys[i]) pids[(*n)++] = v->users.keys[i];
-  return pids;
+  if (v == NULL || v->users.n == 0) return 0;
+  if ((*pids = malloc(v->users.n * sizeof **pids)) == NULL) return MB_ENOMEM;
+  for (size_t i = 0; i < v->users.cap; i++)
+    if (v->users.keys[i]) (*pids)[(*n)++] = v->users.keys[i];
+  return 0;
 }
 
-/* Send the code-check signal to each pid, then free the array. With a dropped version (v),
-** those that still run it die; without (NULL), they are only woken to pass a safe point.
-** The signal carries the version number and "chunkname\0module name". */
-static void check_all(mb_runtime *rt, uint64_t *pids, size_t n, const cmod *m, const cver *v) {
-  size_t a = v ? strlen(v->chunkname) + 1 : 0, b = v ? strlen(m->name) + 1 : 0;
-  char *data = v ? malloc(a + b) : NULL;
-  if (data) {
-    memcpy(data, v->chunkname, a);
-    memcpy(data + a, m->name, b);
-  }
+/*
+** The code-check signal. Without data it wakes a process to pass a safe point. With data
+** it asks about version `ref` of a module:
+**   u64 answer ref | u8 mode | chunk name \0 | module name \0
+** mode CHECK_KILL (the version is dropped: a process still running it dies, "killed") or
+** CHECK_ASK; with an answer ref, the process answers {answer ref, runs} to the sender.
+*/
+enum { CHECK_KILL = 'k', CHECK_ASK = 'a' };
+
+typedef struct check {
+  unsigned char *data;       /* NULL: only wake */
+  size_t len;
+  uint32_t vsn;
+} check;
+
+/* The question about version v of m (under the code lock). 0, or MB_ENOMEM. */
+static int check_about(check *q, const cmod *m, const cver *v, int mode, uint64_t answer) {
+  size_t a = strlen(v->chunkname) + 1, b = strlen(m->name) + 1;
+  q->len = 9 + a + b;
+  if ((q->data = malloc(q->len)) == NULL) return MB_ENOMEM;
+  memcpy(q->data, &answer, 8);
+  q->data[8] = (unsigned char)mode;
+  memcpy(q->data + 9, v->chunkname, a);
+  memcpy(q->data + 9 + a, m->name, b);
+  q->vsn = v->vsn;
+  return 0;
+}
+
+/* Send the signal to each pid (from `from`), then free the array and the question. */
+static void check_all(mb_runtime *rt, uint64_t *pids, size_t n, check *q, uint64_t from) {
   for (size_t i = 0; i < n; i++)
-    proc_deliver(rt, pids[i], mbox_item_new(SIG_CODECHECK, 0, data ? v->vsn : 0, data,
-                                            data ? a + b : 0));
-  free(data);
+    proc_deliver(rt, pids[i], mbox_item_new(SIG_CODECHECK, from, q->data ? q->vsn : 0, q->data,
+                                            q->data ? q->len : 0));
+  free(q->data);
   free(pids);
+}
+
+static void answer(mb_runtime *rt, const mbox_item *m, uint64_t from, int runs) {
+  uint64_t ref;
+  msg_buf b;
+  memcpy(&ref, m->data, 8);
+  if (ref == 0 || m->from == 0) return;
+  msg_buf_init(&b);
+  if (msgb_count(&b, 1) == 0 && msgb_table(&b, 2, 0) == 0 && msgb_term(&b, ref) == 0 &&
+      msgb_bool(&b, runs) == 0)
+    proc_deliver(rt, m->from, mbox_item_new(SIG_MSG, from, 0, b.p, b.len));
+  msg_buf_free(&b);
+}
+
+static int code_runs(proc *p, const char *name, uint32_t vsn, const char *chunkname);
+
+void code_on_check(proc *p, const mbox_item *m) {
+  const char *chunk, *name;
+  int runs;
+  if (m->len < 9) return;   /* a wake-up: the receive it wakes in is the safe point */
+  chunk = (const char *)m->data + 9;
+  name = chunk + strlen(chunk) + 1;
+  runs = code_runs(p, name, (uint32_t)m->ref, chunk);
+  if (runs && m->data[8] == CHECK_KILL) proc_set_exit_string(p, "killed", 1);
+  answer(p->rt, m, p->pid, runs);
+}
+
+void code_on_check_dead(mb_runtime *rt, const mbox_item *m) {
+  if (m->len >= 9) answer(rt, m, 0, 0);
 }
 
 /* ================================================================ versions */
@@ -149,12 +199,6 @@ static cver *new_version(lua_State *L, uint32_t vsn, const char *chunkname) {
   v->bc = b.p;
   v->len = b.len;
   return v;
-}
-
-/* Loads version v's bytecode on L (copied out under the lock). 0, or an error pushed. */
-static int load_version(lua_State *L, const unsigned char *bc, size_t len, const char *name) {
-  int st = luaL_loadbufferx(L, (const char *)bc, len, name, "b");
-  return st;
 }
 
 /* ================================================================ the process's side */
@@ -201,23 +245,21 @@ typedef struct fetched {
   size_t len;
   uint32_t vsn;
   char *path;
-  cmod *m;
+  const char *name;           /* the module's (switch_module) */
 } fetched;
 
-/* Copy the current version of name, and record p as its user. 0 if there is none. */
-static int fetch(proc *p, const char *name, fetched *f) {
+/* Copy m's current version, and record p as its user. 0 if there is none (or no memory). */
+static int fetch(proc *p, cmod *m, fetched *f) {
   struct code *c = p->rt->code;
   int found = 0;
   pthread_mutex_lock(&c->lock);
-  cmod *m = find(c, name);
-  if (m && m->cur && (f->bc = malloc(m->cur->len)) != NULL && (f->path = strdup(m->path))) {
+  if (m->cur && (f->bc = malloc(m->cur->len)) != NULL && (f->path = strdup(m->path))) {
     memcpy(f->bc, m->cur->bc, m->cur->len);
     f->len = m->cur->len;
     f->vsn = m->cur->vsn;
-    f->m = m;
     user_add(m->cur, p->pid);
     found = 1;
-  } else if (m && m->cur) {
+  } else {
     free(f->bc);
     f->bc = NULL;
   }
@@ -225,99 +267,139 @@ static int fetch(proc *p, const char *name, fetched *f) {
   return found;
 }
 
-/* Publish the chunk on top of L as version 1 of name, unless a version exists already
-** (two processes required it at once: the first one wins). */
-static void publish_first(proc *p, lua_State *L, const char *name, const char *path) {
+/* The code server's module name, if it came from path. NULL if there is none, or if the name
+** is taken by a module from another file (*other is set then). */
+static cmod *known(struct code *c, const char *name, const char *path, int *other) {
+  pthread_mutex_lock(&c->lock);
+  cmod *m = find(c, name);
+  *other = m && strcmp(m->path, path) != 0;
+  pthread_mutex_unlock(&c->lock);
+  return *other ? NULL : m;
+}
+
+/* Publish the chunk on top of L, from path, as version 1 of name, unless the name is
+** known already (two processes required it at once: the first one wins). Returns the
+** module if it is now the one from path. */
+static cmod *publish_first(proc *p, lua_State *L, const char *name, const char *path) {
   struct code *c = p->rt->code;
   size_t n = strlen(path) + 2;
   char *chunkname = malloc(n);
   cver *v = NULL;
+  cmod *m;
   if (chunkname) {
     snprintf(chunkname, n, "@%s", path);
-    lua_pushvalue(L, -2);   /* the chunk, below its path */
     v = new_version(L, 1, chunkname);
-    lua_pop(L, 1);
     free(chunkname);
   }
-  if (v == NULL) return;
+  if (v == NULL) return NULL;
   pthread_mutex_lock(&c->lock);
-  if (find(c, name) == NULL) {
-    cmod *m = calloc(1, sizeof *m);
-    if (m && (m->name = strdup(name)) && (m->path = strdup(path))) {
+  if ((m = find(c, name)) == NULL && (m = calloc(1, sizeof *m)) != NULL) {
+    if ((m->name = strdup(name)) && (m->path = strdup(path))) {
       m->cur = v;
       m->next = c->mods;
       c->mods = m;
       v = NULL;
-    } else if (m) {
+    } else {
       free(m->name);
       free(m);
+      m = NULL;
     }
   }
+  if (m && strcmp(m->path, path) != 0) m = NULL;
   pthread_mutex_unlock(&c->lock);
   cver_free(v);
+  return m;
 }
 
-/* Compile a module's source: a file on package.path, else an embedded module. Pushes the
-** chunk and its path (returns 1), or the searcher's "not found" message (returns 0). */
-static int compile_source(lua_State *L, const char *name) {
+static const embed_module *embedded(const char *name) {
+  for (size_t i = 0; i < embed_count; i++)
+    if (strcmp(embed_modules[i].name, name) == 0) return &embed_modules[i];
+  return NULL;
+}
+
+/* Where this process's require finds module `name` (argument 1): a file on its own
+** package.path, else a module compiled into the binary. Pushes the path (and sets *e for
+** an embedded one), or pushes lua's "no file ..." message and returns NULL. */
+static const char *find_source(lua_State *L, const char *name, const embed_module **e) {
   lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   lua_getfield(L, -1, LUA_LOADLIBNAME);
   lua_getfield(L, -1, "searchpath");
-  lua_pushstring(L, name);
+  lua_pushvalue(L, 1);
   lua_getfield(L, -3, "path");
-  lua_call(L, 2, 2);
-  lua_replace(L, -4);
-  lua_replace(L, -4);
-  lua_pop(L, 1);   /* stack: path-or-nil, message */
-  if (!lua_isnil(L, -2)) {
-    const char *path = lua_tostring(L, -2);
+  lua_call(L, 2, 2);                  /* loaded, package, path-or-nil, message */
+  if (lua_isstring(L, -2)) {
     lua_pop(L, 1);
-    if (luaL_loadfilex(L, path, NULL) != LUA_OK)
-      luaL_error(L, "error loading module '%s' from file '%s':\n\t%s", name, path,
-                 lua_tostring(L, -1));
-    lua_insert(L, -2);
-    return 1;
+    lua_replace(L, -3);
+    lua_pop(L, 1);
+    *e = NULL;
+    return lua_tostring(L, -1);
   }
-  for (size_t i = 0; i < embed_count; i++) {
-    const embed_module *e = &embed_modules[i];
-    if (strcmp(e->name, name) != 0) continue;
-    lua_pop(L, 2);
-    if (luaL_loadbuffer(L, e->src, e->len, e->chunkname) != LUA_OK)
-      luaL_error(L, "error loading module '%s' from '%s':\n\t%s", name, e->chunkname + 1,
-                 lua_tostring(L, -1));
-    lua_pushstring(L, e->chunkname + 1);
-    return 1;
+  lua_replace(L, -4);
+  lua_pop(L, 2);                      /* the message */
+  if ((*e = embedded(name)) != NULL) {
+    lua_pop(L, 1);
+    return lua_pushstring(L, (*e)->chunkname + 1);
   }
   lua_pushfstring(L, "%s\n\tno embedded module '%s'", lua_tostring(L, -1), name);
-  lua_replace(L, -3);
-  lua_pop(L, 1);
-  return 0;
+  lua_remove(L, -2);
+  return NULL;
+}
+
+/* Compile module name's source from path (or e): pushes the chunk, or raises as lua's
+** own searcher does. */
+static void compile_source(lua_State *L, const char *name, const char *path,
+                           const embed_module *e) {
+  int st = e ? luaL_loadbuffer(L, e->src, e->len, e->chunkname) : luaL_loadfilex(L, path, NULL);
+  if (st != LUA_OK)
+    luaL_error(L, "error loading module '%s' from file '%s':\n\t%s", name, path,
+               lua_tostring(L, -1));
 }
 
 /*
 ** package.searchers entry: a Lua module through the code server. The first process to need
-** it compiles and publishes it; every process loads the published bytecode.
+** it compiles and publishes it; every process whose require finds the same file loads the
+** published bytecode, and so does one whose require finds no file at all (the module stays
+** loaded, as in Erlang, even if its file is gone). A process whose package.path leads to
+** another file of the same name loads that file itself, as plain require would; the code
+** server does not track that one.
 */
 static int searcher(lua_State *L) {
   proc *p = proc_of(L);
+  struct code *c = p->rt->code;
   const char *name = luaL_checkstring(L, 1);
+  const embed_module *e;
+  const char *path;
   fetched f = {0};
-  if (!fetch(p, name, &f)) {
-    if (!compile_source(L, name)) return 1;
-    publish_first(p, L, name, lua_tostring(L, -1));
-    lua_pop(L, 2);
-    if (!fetch(p, name, &f)) return luaL_error(L, "cannot load module '%s'", name);
+  int other = 0;
+  cmod *m;
+  lua_settop(L, 1);
+  if ((path = find_source(L, name, &e)) != NULL) {   /* stack: name, path */
+    m = known(c, name, path, &other);
+  } else {
+    pthread_mutex_lock(&c->lock);
+    m = find(c, name);
+    pthread_mutex_unlock(&c->lock);
+    if (m == NULL) return 1;   /* lua's "not found" message */
+    lua_pop(L, 1);
+    path = lua_pushstring(L, m->path);   /* never changes */
   }
-  int st = load_version(L, f.bc, f.len, name);
-  free(f.bc);
-  if (st != LUA_OK) {
+  if (m == NULL && !other) {
+    compile_source(L, name, path, e);
+    m = publish_first(p, L, name, path);
+    if (m) lua_pop(L, 1);
+  } else if (m == NULL) {
+    compile_source(L, name, path, e);
+  }
+  if (m) {
+    if (!fetch(p, m, &f)) return luaL_error(L, "not enough memory");
+    int st = luaL_loadbufferx(L, (const char *)f.bc, f.len, name, "b");
+    free(f.bc);
     free(f.path);
-    return lua_error(L);
+    if (st != LUA_OK) return lua_error(L);
+    pmod_set(p, m, f.vsn);
   }
-  pmod_set(p, f.m, f.vsn);
-  lua_pushstring(L, f.path);
-  free(f.path);
-  return 2;
+  lua_pushvalue(L, 2);
+  return 2;   /* the chunk, and the path as its second argument */
 }
 
 void code_install_searcher(lua_State *L) {
@@ -344,10 +426,11 @@ static int on_stack(proc *p, const char *chunkname) {
          lcoro_each_thread(p->L, frames_in, (void *)chunkname);
 }
 
-/* A process that has not reached a safe point since the version it has was superseded is not
-** running it (unless its functions are on a stack): it switches at that safe point. One whose
-** switch failed is. */
-int code_runs(proc *p, const char *name, uint32_t vsn, const char *chunkname) {
+/* Does p still run version vsn of module name: it could not switch from it, or one of that
+** version's functions (chunk name) is on a stack of its coroutines? One that has not
+** reached a safe point since the version was superseded is not running it (unless its
+** functions are on a stack): it switches at that safe point. */
+static int code_runs(proc *p, const char *name, uint32_t vsn, const char *chunkname) {
   for (size_t i = 0; i < p->nmods; i++) {
     pmod *r = &p->mods[i];
     if (r->stuck && r->vsn == vsn && strcmp(r->m->name, name) == 0) return 1;
@@ -355,7 +438,8 @@ int code_runs(proc *p, const char *name, uint32_t vsn, const char *chunkname) {
   return on_stack(p, chunkname);
 }
 
-/* Make the table at `into` hold exactly the fields (and metatable) of the table at `from`. */
+/* Make the table at `into` hold exactly the fields (and metatable) of the table at `from`;
+** a field holding `from` itself holds `into`. */
 static void replace_fields(lua_State *L, int into, int from) {
   lua_pushnil(L);
   while (lua_next(L, into)) {
@@ -370,6 +454,10 @@ static void replace_fields(lua_State *L, int into, int from) {
   }
   lua_pushnil(L);
   while (lua_next(L, from)) {
+    if (lua_rawequal(L, -1, from)) {   /* M.__index = M */
+      lua_pop(L, 1);
+      lua_pushvalue(L, into);
+    }
     lua_pushvalue(L, -2);
     lua_insert(L, -2);
     lua_rawset(L, into);
@@ -378,14 +466,56 @@ static void replace_fields(lua_State *L, int into, int from) {
   lua_setmetatable(L, into);
 }
 
-/* Protected: run the new chunk (on the stack with name and path) and update the module. */
+/* The new version's functions were made for its own fresh table: wherever they (or the
+** Lua functions they keep as upvalues) hold it as an upvalue, they get the module's table
+** instead, so `M.x = v` inside them changes the table everyone else reads. Upvalue cells
+** are shared, so one closure's cell rebinds all closures of the chunk. `seen` (a table)
+** stops cycles. */
+static void rebind(lua_State *L, int f, int fresh, int into, int seen, int depth) {
+  if (lua_type(L, f) != LUA_TFUNCTION || lua_iscfunction(L, f) || depth > 100) return;
+  luaL_checkstack(L, 4, "module functions nested too deep");
+  lua_pushvalue(L, f);
+  if (lua_rawget(L, seen) != LUA_TNIL) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pop(L, 1);
+  lua_pushvalue(L, f);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, seen);
+  for (int i = 1; lua_getupvalue(L, f, i) != NULL; i++) {
+    if (lua_rawequal(L, -1, fresh)) {
+      lua_pushvalue(L, into);
+      lua_setupvalue(L, f, i);
+    } else {
+      rebind(L, lua_gettop(L), fresh, into, seen, depth + 1);
+    }
+    lua_pop(L, 1);
+  }
+}
+
+static void rebind_all(lua_State *L, int into, int fresh) {
+  int seen;
+  lua_createtable(L, 0, 16);
+  seen = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, into)) {
+    rebind(L, lua_gettop(L), fresh, into, seen, 0);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+/* Protected: run the new chunk (on the stack with the fetched version) and update the
+** module. */
 static int switch_module(lua_State *L) {
-  const char *name = lua_tostring(L, 2);
+  const fetched *f = lua_touserdata(L, 2);
+  const char *name = lua_pushstring(L, f->name);
   lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   int loaded = lua_gettop(L);
   lua_pushvalue(L, 1);
-  lua_pushvalue(L, 2);
-  lua_pushvalue(L, 3);
+  lua_pushstring(L, name);
+  lua_pushstring(L, f->path);
   lua_call(L, 2, 1);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
@@ -394,6 +524,7 @@ static int switch_module(lua_State *L) {
   int fresh = lua_gettop(L);
   if (lua_getfield(L, loaded, name) == LUA_TTABLE && lua_istable(L, fresh)) {
     replace_fields(L, lua_gettop(L), fresh);
+    rebind_all(L, lua_gettop(L), fresh);
   } else {
     lua_pushvalue(L, fresh);
     lua_setfield(L, loaded, name);
@@ -424,17 +555,17 @@ static void switch_to_current(lua_State *L, proc *p, cmod *m, uint32_t from) {
   cver *old = version_of(m, from);
   char *old_chunk = old ? strdup(old->chunkname) : NULL;
   pthread_mutex_unlock(&c->lock);
-  if (!fetch(p, m->name, &f)) {
+  if (!fetch(p, m, &f)) {
     free(old_chunk);
     return;
   }
   lua_pushcfunction(L, switch_module);
-  int st = load_version(L, f.bc, f.len, m->name);
+  int st = luaL_loadbufferx(L, (const char *)f.bc, f.len, m->name, "b");
   free(f.bc);
   if (st == LUA_OK) {
-    lua_pushstring(L, m->name);
-    lua_pushstring(L, f.path);
-    st = lua_pcall(L, 3, 0, 0);
+    f.name = m->name;
+    lua_pushlightuserdata(L, &f);
+    st = lua_pcall(L, 2, 0, 0);
   } else {
     lua_remove(L, -2);   /* switch_module: only the error stays */
   }
@@ -567,23 +698,30 @@ static int publish(mb_runtime *rt, const char *name, const char *path, cver *v) 
   cver *dropped = NULL;
   uint64_t *idle = NULL;
   size_t nidle = 0;
+  check kill = {0}, wake = {0};
+  if (st == 0 && (users_of(m->old, &doomed, &n) != 0 || users_of(m->cur, &idle, &nidle) != 0 ||
+                  (n > 0 && check_about(&kill, m, m->old, CHECK_KILL, 0) != 0)))
+    st = MB_ENOMEM;
   if (st == 0) {
-    doomed = users_of(m->old, &n);
     dropped = m->old;
-    idle = users_of(m->cur, &nidle);
     m->old = m->cur;
     m->cur = v;
     atomic_fetch_add(&rt->code_epoch, 1);
+  } else {
+    free(doomed);
+    free(idle);
+    free(kill.data);
+    doomed = idle = NULL;
+    n = nidle = 0;
   }
   pthread_mutex_unlock(&c->lock);
-  check_all(rt, doomed, n, m, dropped);   /* m's name stays: modules are never freed */
-  check_all(rt, idle, nidle, m, NULL);
+  check_all(rt, doomed, n, &kill, 0);
+  check_all(rt, idle, nidle, &wake, 0);
   cver_free(dropped);
   return st;
 }
 
-/* code.reload(name) → new version | nil, err. Compiles the file again and runs the chunk
-** here first: if either fails, nothing changes. */
+/* nil and a message, as code.reload fails. */
 static int fail(lua_State *L, const char *fmt, const char *arg) {
   luaL_pushfail(L);
   lua_pushfstring(L, fmt, arg);
@@ -597,6 +735,8 @@ static int fail_with_top(lua_State *L) {
   return 2;
 }
 
+/* code.reload(name) → new version | nil, err. Compiles the file again and runs the chunk
+** here first: if either fails, nothing changes. */
 static int l_reload(lua_State *L) {
   proc *p = proc_of(L);
   const char *name = luaL_checkstring(L, 1);
@@ -618,7 +758,7 @@ static int l_reload(lua_State *L) {
                 luaL_typename(L, -1));
   lua_pop(L, 1);
   cver *v = new_version(L, vsn, chunkname);
-  if (v == NULL) return luaL_error(L, "not enough memory");
+  if (v == NULL) return fail(L, "%s", mb_strerror(MB_ENOMEM));
   int st = publish(p->rt, name, path, v);
   if (st != 0) {
     cver_free(v);
@@ -628,37 +768,112 @@ static int l_reload(lua_State *L) {
   return 1;
 }
 
-/* code.purge(name): kill the users of the old version and drop it; true if any was killed.
-** code.soft_purge(name): drop it only if nobody uses it; false otherwise. */
-static int purge(lua_State *L, int soft) {
+/*
+** code.purge(name) → true if a process was killed: drops the old version, and the processes
+** still running it die ("killed"). code.soft_purge(name) → false, changing nothing, if a
+** process still runs the old version; else drops it and → true. Both ask the old version's
+** users and wait for their answers (a process that runs a version it has not switched from
+** yet does not count); see PURGE below.
+**
+** purge_start(name, kill) → answer ref, number asked, old version; or nil if there is no
+** old version. With kill the old version is dropped at once.
+*/
+static int l_purge_start(lua_State *L) {
   proc *p = proc_of(L);
   struct code *c = p->rt->code;
-  const char *name = luaL_checkstring(L, 1);
-  uint64_t *doomed = NULL;
+  const char *name = lua_tostring(L, 1);
+  int kill = lua_toboolean(L, 2), st = 0;
+  uint64_t ref = lproc_make_ref(p), *users = NULL;
   size_t n = 0;
-  int result = 1;
+  uint32_t vsn = 0;
   cver *dropped = NULL;
+  check q = {0};
   pthread_mutex_lock(&c->lock);
   cmod *m = find(c, name);
   if (m && m->old) {
-    if (soft && m->old->users.n > 0) {
-      result = 0;
-    } else {
-      doomed = users_of(m->old, &n);
+    vsn = m->old->vsn;
+    st = users_of(m->old, &users, &n);
+    if (st == 0 && n > 0) st = check_about(&q, m, m->old, kill ? CHECK_KILL : CHECK_ASK, ref);
+    if (st == 0 && kill) {
       dropped = m->old;
       m->old = NULL;
     }
   }
   pthread_mutex_unlock(&c->lock);
-  if (!soft) result = n > 0;
-  if (dropped) check_all(p->rt, doomed, n, m, dropped);
+  if (st != 0) {
+    free(users);
+    free(q.data);
+    return luaL_error(L, "not enough memory");
+  }
+  check_all(p->rt, users, n, &q, p->pid);
   cver_free(dropped);
-  lua_pushboolean(L, result);
+  if (vsn == 0) return 0;
+  lproc_pushterm(L, ref);
+  lua_pushinteger(L, (lua_Integer)n);
+  lua_pushinteger(L, vsn);
+  return 3;
+}
+
+/* drop(name, vsn) → true: the old version is dropped if it is still vsn. */
+static int l_drop(lua_State *L) {
+  struct code *c = proc_of(L)->rt->code;
+  const char *name = lua_tostring(L, 1);
+  uint32_t vsn = (uint32_t)lua_tointeger(L, 2);
+  cver *dropped = NULL;
+  pthread_mutex_lock(&c->lock);
+  cmod *m = find(c, name);
+  if (m && m->old && m->old->vsn == vsn) {
+    dropped = m->old;
+    m->old = NULL;
+  }
+  pthread_mutex_unlock(&c->lock);
+  cver_free(dropped);
+  lua_pushboolean(L, 1);
   return 1;
 }
 
-static int l_purge(lua_State *L) { return purge(L, 0); }
-static int l_soft_purge(lua_State *L) { return purge(L, 1); }
+/* purge and soft_purge wait in receive for the answers, so they are Lua functions over the
+** two above (their upvalues): a process that cannot answer within 5 s (stuck in a C call)
+** counts as running the old version. */
+static const char PURGE[] =
+  "local start, drop = ...\n"
+  "local process = require 'process'\n"
+  "local function check(f, name)\n"
+  "  if type(name) ~= 'string' then\n"
+  "    error(('bad argument #1 to \\'%s\\' (string expected, got %s)'):format(f, type(name)), 3)\n"
+  "  end\n"
+  "end\n"
+  "local function any_runs(ref, n)\n"
+  "  local deadline, runs = process.monotonic() + 5000, false\n"
+  "  for _ = 1, n do\n"
+  "    local m = process.receive({ref, process.ANY}, math.max(0, deadline - process.monotonic()))\n"
+  "    if m == nil then return true end\n"
+  "    runs = runs or m[2]\n"
+  "  end\n"
+  "  return runs\n"
+  "end\n"
+  "local function purge(name)\n"
+  "  check('purge', name)\n"
+  "  local ref, n = start(name, true)\n"
+  "  return ref ~= nil and any_runs(ref, n)\n"
+  "end\n"
+  "local function soft_purge(name)\n"
+  "  check('soft_purge', name)\n"
+  "  local ref, n, vsn = start(name, false)\n"
+  "  if ref == nil then return true end\n"
+  "  if any_runs(ref, n) then return false end\n"
+  "  return drop(name, vsn)\n"
+  "end\n"
+  "return purge, soft_purge\n";
+
+static void open_purge(lua_State *L) {
+  if (luaL_loadbuffer(L, PURGE, sizeof PURGE - 1, "=code") != LUA_OK) lua_error(L);
+  lua_pushcfunction(L, l_purge_start);
+  lua_pushcfunction(L, l_drop);
+  lua_call(L, 2, 2);
+  lua_setfield(L, -3, "soft_purge");
+  lua_setfield(L, -2, "purge");
+}
 
 /* ================================================================ queries */
 
@@ -751,9 +966,9 @@ static int l_loaded(lua_State *L) {
 static int l_check_process_code(lua_State *L) {
   struct code *c = proc_of(L)->rt->code;
   uint64_t pid = lua_islightuserdata(L, 1) ? (uint64_t)(uintptr_t)lua_touserdata(L, 1) : 0;
-  const char *name = luaL_checkstring(L, 2);
   int in_old = 0;
   luaL_argexpected(L, term_ispid(pid), 1, "pid");
+  const char *name = luaL_checkstring(L, 2);
   pthread_mutex_lock(&c->lock);
   cmod *m = find(c, name);
   if (m && m->old) in_old = u64map_find(&m->old->users, pid) != (size_t)-1;
@@ -783,6 +998,17 @@ static int l_switch(lua_State *L) {
   return 0;
 }
 
+/* code.switching(on) → whether it was on. Off, receive and sleep are no safe points for this
+** process (behaviours turn it off around callbacks, so a callback never switches midway);
+** code.switch() still switches. */
+static int l_switching(lua_State *L) {
+  proc *p = proc_of(L);
+  luaL_checktype(L, 1, LUA_TBOOLEAN);
+  lua_pushboolean(L, !p->code_hold);
+  p->code_hold = !lua_toboolean(L, 1);
+  return 1;
+}
+
 /* code.available() → the names of the modules compiled into the binary. */
 static int l_available(lua_State *L) {
   lua_createtable(L, (int)embed_count, 0);
@@ -801,10 +1027,10 @@ static int l_epoch(lua_State *L) {
 int luaopen_code(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"reload", l_reload}, {"version", l_version}, {"loaded_version", l_loaded_version},
-    {"loaded", l_loaded}, {"which", l_which}, {"purge", l_purge},
-    {"soft_purge", l_soft_purge}, {"check_process_code", l_check_process_code},
-    {"epoch", l_epoch}, {"users", l_users}, {"switch", l_switch},
+    {"loaded", l_loaded}, {"which", l_which}, {"check_process_code", l_check_process_code},
+    {"epoch", l_epoch}, {"users", l_users}, {"switch", l_switch}, {"switching", l_switching},
     {"available", l_available}, {NULL, NULL}};
   luaL_newlib(L, fns);
+  open_purge(L);
   return 1;
 }

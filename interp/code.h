@@ -2,16 +2,19 @@
 ** code.h — the code server: every Lua module's compiled chunk, once per runtime, with at
 ** most two versions, and hot reload (as Erlang's code server; DESIGN.md "Code server").
 **
-** A module is compiled the first time any process requires it; every process loads the
-** same bytecode. code.reload compiles the file again and publishes version N+1; each
-** process that loaded the module switches at its next safe point (entering receive or sleep): the
-** new chunk runs in it and the module table it already had is updated in place, so
-** `M.f()` reaches the new code while functions held in locals keep the old (Erlang's
-** qualified and local calls). A process whose stack still holds functions of the older
-** version stays one of that version's users. Publishing wakes the users of the version
-** before, so that idle ones pass a safe point and switch; and it asks the users of the
-** version being dropped (the third load, or code.purge) to check their own stacks: those
-** that still run its functions die with "killed".
+** A module is compiled the first time any process requires it; every process whose
+** package.path finds the same file (or no file: the module stays loaded) loads the same
+** bytecode; a process whose path finds another file of that name loads it itself, untracked.
+** code.reload compiles the file again and publishes version N+1; each process that loaded
+** the module switches at its next safe point (entering or waking in receive or sleep,
+** unless code.switching(false) holds it, as behaviours do during a callback): the new
+** chunk runs in it and the module table it already had is updated in place, so `M.f()`
+** reaches the new code while functions held in locals keep the old (Erlang's qualified and
+** local calls). A process whose stack still holds functions of the older version stays one
+** of that version's users. Publishing wakes the users of the version before, so that idle
+** ones pass a safe point and switch; and it asks the users of the version being dropped
+** (the third load, or code.purge) to check their own stacks: those that still run its
+** functions die with "killed". purge and soft_purge wait for those answers.
 **
 ** Versions after the first are compiled with the chunk name "@path (vN)", which is how a
 ** frame tells which version its function came from (and what tracebacks show).
@@ -39,9 +42,12 @@ void code_install_searcher(lua_State *L);
 ** versions (runs Lua in p; errors are logged and p keeps the old version). */
 void code_safe_point(lua_State *L, proc *p);
 
-/* Does p still run version vsn of module name: it could not switch from it, or one of that
-** version's functions (chunk name) is on a stack of its coroutines? (owner) */
-int code_runs(proc *p, const char *name, uint32_t vsn, const char *chunkname);
+/* The code-check signal (SIG_CODECHECK) reached p (owner): with no data it only woke p to
+** pass a safe point; else it asks whether p still runs a version, kills p if it does and
+** the version is dropped, and answers the asker. */
+void code_on_check(proc *p, const mbox_item *m);
+/* A code-check signal found its target dead: answer "does not run it". */
+void code_on_check_dead(mb_runtime *rt, const mbox_item *m);
 
 /* p ends: it uses no version any more (owner, at death). */
 void code_forget(proc *p);

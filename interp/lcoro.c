@@ -318,7 +318,8 @@ int lcoro_each_thread(lua_State *L, int (*f)(lua_State *co, void *ud), void *ud)
     lua_pushnil(L);
     while (!found && lua_next(L, -2)) {
       lua_State *co = lua_tothread(L, -2);
-      found = co != NULL && f(co, ud);
+      /* one that died of an error keeps its frames, but they can never run again */
+      found = co != NULL && lua_status(co) <= LUA_YIELD && f(co, ud);
       lua_pop(L, 1);
     }
     if (found) lua_pop(L, 1);

@@ -336,12 +336,7 @@ static int handle(proc *p, mbox_item *m) {
     case SIG_DOWN: on_down(p, m); break;
     case SIG_INFO: reply_info(p, m); break;
     case SIG_INTERRUPT: p->interrupted = 1; break;
-    case SIG_CODECHECK:
-      if (m->ref && m->len > 0) {
-        const char *chunk = (const char *)m->data, *name = chunk + strlen(chunk) + 1;
-        if (code_runs(p, name, (uint32_t)m->ref, chunk)) proc_set_exit_string(p, "killed", 1);
-      }
-      break;
+    case SIG_CODECHECK: code_on_check(p, m); break;
   }
   return 0;
 }
@@ -452,6 +447,7 @@ static void settle(proc *p, mbox_item *m) {
     case SIG_MONITOR: monset_add(&p->mon_in, m->ref, m->from, NULL, 0); break;
     case SIG_DEMONITOR: monset_drop(&p->mon_in, m->ref); break;
     case SIG_INFO: reply_dead_info(p->rt, p->pid, m); break;
+    case SIG_CODECHECK: code_on_check_dead(p->rt, m); break;
     default: break;
   }
 }
@@ -494,6 +490,7 @@ void link_dead_target(mb_runtime *rt, uint64_t target, mbox_item *m) {
       proc_deliver(rt, m->from, reason_item(SIG_DOWN, target, m->ref, "noproc"));
       break;
     case SIG_INFO: reply_dead_info(rt, target, m); break;
+    case SIG_CODECHECK: code_on_check_dead(rt, m); break;
     default: break;
   }
   mbox_item_free(m);

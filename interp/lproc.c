@@ -512,6 +512,7 @@ enum { RECV_PLAIN, RECV_INFO };
 ** modules before a message is handed back or the sleep returns, so the code that runs next
 ** is the new one (a `while true do M.tick() process.sleep(1000) end` loop picks it up). */
 static void safe_point(lua_State *L, proc *p) {
+  if (p->code_hold) return;
   if (p->code_epoch != atomic_load_explicit(&p->rt->code_epoch, memory_order_relaxed) ||
       p->old_code > 0)
     code_safe_point(L, p);
@@ -807,11 +808,14 @@ static int l_registered(lua_State *L) {
 
 /* ================================================================ refs and timers */
 
-static int l_make_ref(lua_State *L) {
-  proc *p = self(L);
+uint64_t lproc_make_ref(proc *p) {
   uint64_t ref = rt_make_ref(p->rt);
   mark(p, ref);
-  lproc_pushterm(L, ref);
+  return ref;
+}
+
+static int l_make_ref(lua_State *L) {
+  lproc_pushterm(L, lproc_make_ref(self(L)));
   return 1;
 }
 
@@ -911,17 +915,28 @@ static int l_monotonic(lua_State *L) {
 }
 
 /* process.topid("<0.42.0>") (also "0.42.0") → the pid with that printed form. */
+/* Reads a decimal number of at most 10 digits at *s into *v; 0 if there is none. */
+static int read_number(const char **s, uint64_t *v) {
+  const char *p = *s;
+  *v = 0;
+  while (*p >= '0' && *p <= '9' && p - *s < 10) *v = *v * 10 + (uint64_t)(*p++ - '0');
+  if (p == *s || (*p >= '0' && *p <= '9')) return 0;
+  *s = p;
+  return 1;
+}
+
+/* process.topid("<0.42.0>" or "0.42.0") → the pid with that text (alive or not). */
 static int l_topid(lua_State *L) {
   const char *s = luaL_checkstring(L, 1);
-  unsigned node, idx, gen;
-  char end;
-  if (sscanf(s, "<%u.%u.%u%c", &node, &idx, &gen, &end) == 4 && end == '>') {
-  } else if (sscanf(s, "%u.%u.%u%c", &node, &idx, &gen, &end) != 3) {
+  int angle = *s == '<';
+  uint64_t node, idx, gen;
+  s += angle;
+  if (!read_number(&s, &node) || *s++ != '.' || !read_number(&s, &idx) || *s++ != '.' ||
+      !read_number(&s, &gen) || (angle && *s++ != '>') || *s != '\0')
     return luaL_argerror(L, 1, "pid text like \"<0.42.0>\" expected");
-  }
-  if (node != 0 || idx > PID_IDXMASK)
+  if (node != 0 || idx > PID_IDXMASK || gen > UINT32_MAX)
     return luaL_argerror(L, 1, "no such pid on this node");
-  lproc_pushterm(L, pid_make(idx, gen));
+  lproc_pushterm(L, pid_make((uint32_t)idx, (uint32_t)gen));
   return 1;
 }
 

@@ -23,6 +23,9 @@ static inline void lproc_pushterm(lua_State *L, uint64_t v) {
   lua_pushlightuserdata(L, (void *)(uintptr_t)v);
 }
 
+/* A new ref that marks p's mailbox: a receive for it skips what came before (owner). */
+uint64_t lproc_make_ref(proc *p);
+
 /* Remove a delivered DOWN for ref from the decoded messages (demonitor's flush). */
 int lproc_flush_down(lua_State *L, proc *p, uint64_t ref);
 

@@ -33,9 +33,9 @@ enum {
   SIG_DOWN,       /* the process `from` we monitor with `ref` ended: data is the reason */
   SIG_INFO,       /* `from` asks for process.info; reply tagged with `ref` */
   SIG_INTERRUPT,  /* raise "interrupted!" in the process (Ctrl-C in the shell) */
-  SIG_CODECHECK   /* a module version was published: pass a safe point soon; with ref a
-                  ** dropped version, die ("killed") if still running it (data:
-                  ** "chunkname\0module name") */
+  SIG_CODECHECK   /* a module version was published: pass a safe point soon; with data,
+                  ** a question about version `ref` of a module: die ("killed") if still
+                  ** running it and it is dropped, and answer `from` (code.c) */
 };
 
 /* Item flags. */

@@ -137,6 +137,7 @@ struct proc {
   size_t nmods;
   uint64_t code_epoch;          /* the code server's epoch when last looked at */
   int old_code;                 /* modules whose older version may still be on the stack */
+  int code_hold;                /* code.switching(false): receive and sleep do not switch */
   char *initial_call;
 
   /* under the name-registry lock */

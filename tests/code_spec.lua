@@ -215,6 +215,44 @@ describe("hot reload, qualified vs local loop (scenario 50)", function()
   end)
 end)
 
+describe("purge right after a reload", function()
+  it("asks the users: idle processes that have not switched yet are neither killed nor lingering", function()
+    local name = modname("fresh_purge")
+    install(name, simple("v1"))
+    local pids = {}
+    for i = 1, 20 do pids[i] = start_holder(name, function(M) return M.v() end) end
+    install(name, simple("v2"))
+    assert.are.equal(2, code.reload(name))
+    assert.is_true(code.soft_purge(name))   -- right away: nobody runs v1 code
+    assert.is_false(code.purge(name))
+    for i = 1, 20 do assert.are.equal("v2", ask(pids[i])) end
+    install(name, simple("v3"))
+    assert.are.equal(3, code.reload(name))
+    assert.is_false(code.purge(name))
+    for i = 1, 20 do assert.are.equal("v3", ask(pids[i])) end
+  end)
+
+  it("a process busy in the old version's code is killed, and purge says so", function()
+    local name = modname("busy_purge")
+    install(name, simple("v1", "function spin(t) local d = require('process').monotonic() + t "
+                          .. "while require('process').monotonic() < d do end end\n")
+                   :gsub("return M\n$", "function M.spin(t) spin(t) end\nreturn M\n"))
+    local pid, ref = P.spawn_monitor(function()
+      local M = require(name)
+      P.send(me, "spinning")
+      M.spin(5000)
+    end)
+    track(pid)
+    recv(function(m) return m == "spinning" end)
+    install(name, simple("v2"))
+    assert.are.equal(2, code.reload(name))
+    assert.is_false(code.soft_purge(name))
+    assert.is_true(P.alive(pid))
+    assert.is_true(code.purge(name))
+    assert.are.equal("killed", down(ref))
+  end)
+end)
+
 describe("several reloads", function()
   it("kills at the second reload the processes that still sit in v1 code, whichever loop", function()
     local name = modname("twice")
@@ -339,6 +377,25 @@ describe("reloading a running gen_server (scenario 51)", function()
     assert.is_nil(down(ref, 200))
     local ok, r = pcall(gen_server.call, pid, "vsn", 1000)
     assert.are.same({true, {"v3", 5}}, {ok, r})
+  end)
+end)
+
+describe("a reload while a callback runs", function()
+  it("does not switch in the callback's own receive: it ends in v1, the next call runs v2", function()
+    local name = modname("busy_server")
+    install_server(name, "v1", "wrap")
+    local pid = start_server(name, 7)
+    local caller = track(P.spawn(function()
+      P.send(me, {"first", gen_server.call(pid, {"wait", me})})
+    end))
+    recv(function(m) return m == "waiting" end)
+    install_server(name, "v2", "wrap")
+    assert.are.equal(2, code.reload(name))
+    P.sleep(20)   -- the server is woken for the new version, in its callback's receive
+    P.send(pid, "go")
+    assert.are.same({"first", "v1"}, recv({"first", ANY}))
+    assert.are.same({"v2", {old_vsn = 1, state = 7}}, gen_server.call(pid, "vsn"))
+    assert.is_false(P.alive(caller) and true or false)
   end)
 end)
 
@@ -513,6 +570,38 @@ describe("require through the code server", function()
   end)
 end)
 
+describe("require and package.path", function()
+  it("a process whose package.path finds another file of that name loads that file", function()
+    local name = modname("twin")
+    local a, b = subdir("a"), subdir("b")
+    support.write_file(a .. "/" .. name .. ".lua", simple("from a"))
+    support.write_file(b .. "/" .. name .. ".lua", simple("from b"))
+    local function from(dir)
+      local pid = track(P.spawn(function()
+        package.path = dir .. "/?.lua"
+        local M = require(name)
+        P.send(me, {"from", P.self(), M.v(), code.loaded_version(name)})
+      end))
+      local m = recv({"from", pid, ANY, ANY})
+      return {m[3], m[4]}
+    end
+    assert.are.same({"from a", 1}, from(a))
+    assert.are.same({"from b"}, from(b))   -- not the code server's: no version
+    assert.are.same({"from a", 1}, from(a))
+    assert.are.equal(a .. "/" .. name .. ".lua", code.which(name))
+  end)
+
+  it("a long module name survives a collection during require", function()
+    local name = modname(string.rep("long_module_name_", 4))
+    install(name, simple("long"))
+    local pid = track(P.spawn(function()
+      collectgarbage("incremental", 0, 1000)   -- a collection at every step
+      P.send(me, {"long", P.self(), require(name).v()})
+    end))
+    assert.are.equal("long", recv({"long", pid, ANY})[3])
+  end)
+end)
+
 describe("queries", function()
   it("answer for modules the code server does not know", function()
     local name = modname("unknown")
@@ -620,6 +709,21 @@ describe("module tables updated in place", function()
     repeat m = recv({"tick", ANY, ANY}) until m[2] == "v3" or P.monotonic() > deadline
     assert.are.same({"tick", "v3", 3}, m)
     assert.is_true(P.alive(pid))
+  end)
+
+  it("the new version's functions write to the table everyone reads (M.x = v, M.__index = M)", function()
+    local name = modname("setter")
+    local src = "local M = {}\nM.__index = M\nfunction M.set(x) M.value = x end\n"
+      .. "function M.get() return M.value end\nfunction M.tag() return '%s' end\nreturn M\n"
+    install(name, src:format("v1"))
+    local pid = start_holder(name, function(M)
+      M.set(5)
+      return {M.tag(), M.value, M.get(), M.__index == M}
+    end)
+    assert.are.same({"v1", 5, 5, true}, ask(pid))
+    install(name, src:format("v2"))
+    assert.are.equal(2, code.reload(name))
+    assert.are.same({"v2", 5, 5, true}, ask(pid))
   end)
 end)
 
