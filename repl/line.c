@@ -41,6 +41,7 @@ static struct reader {
   pthread_t thread;
   pthread_mutex_t lock;
   int started, stop;         /* under lock */
+  int failed;                /* under lock: the thread ended on an error; no more requests */
   int wake[2];               /* written to make the thread look at a request or stop */
   int pending;               /* under lock: req holds a request not yet taken */
   request req;
@@ -259,11 +260,13 @@ static void cancel_line(void) {
 static void on_signals(void) {
   char sigs[64];
   ssize_t n = read(R.sigfd, sigs, sizeof sigs);
+  int cancelled = 0;
   for (ssize_t i = 0; i < n; i++) {
     if (sigs[i] == 'i') {
       if (R.active) {
         cancel_line();
-      } else {
+        cancelled = 1;
+      } else if (!cancelled) {   /* a second Ctrl-C of the same burst is not for the shell */
         mb_pid pid = 0;
         pthread_mutex_lock(&R.lock);
         int have = R.have_last;
@@ -280,7 +283,6 @@ static void on_signals(void) {
 
 static void *reader_main(void *arg) {
   (void)arg;
-  R.L = luaL_newstate();
   R.tty = isatty(0);
   if (R.tty) rl_setup();
   for (;;) {
@@ -294,6 +296,11 @@ static void *reader_main(void *arg) {
     };
     if (poll(fds, 3, -1) < 0) {
       if (errno == EINTR) continue;
+      perror("moonbeam: line reader");   /* cannot wait for input: it ends here */
+      if (R.active) answer(NULL, 0, 0);
+      pthread_mutex_lock(&R.lock);
+      R.failed = 1;
+      pthread_mutex_unlock(&R.lock);
       break;
     }
     if (fds[0].revents) {
@@ -327,11 +334,19 @@ static void *reader_main(void *arg) {
 
 /* Under R.lock: start the thread if it is not running. 0 if it cannot run. */
 static int start_locked(void) {
+  if (R.failed) return 0;
   if (R.started) return 1;
   if (R.stop || pipe(R.wake) != 0) return 0;
-  fcntl(R.wake[0], F_SETFL, O_NONBLOCK);
-  fcntl(R.wake[1], F_SETFL, O_NONBLOCK);
-  if (pthread_create(&R.thread, NULL, reader_main, NULL) != 0) {
+  for (int i = 0; i < 2; i++) {
+    fcntl(R.wake[i], F_SETFL, O_NONBLOCK);
+    fcntl(R.wake[i], F_SETFD, FD_CLOEXEC);
+  }
+  /* the state the answers are built in: made here, so that failing to make it fails the
+  ** request instead of leaving the shell waiting */
+  if ((R.L = luaL_newstate()) == NULL ||
+      pthread_create(&R.thread, NULL, reader_main, NULL) != 0) {
+    if (R.L) lua_close(R.L);
+    R.L = NULL;
     close(R.wake[0]);
     close(R.wake[1]);
     R.wake[0] = R.wake[1] = -1;

@@ -240,7 +240,9 @@ function helpers.flush()
 end
 
 function helpers.r(name)
-  if type(name) ~= "string" then error("module name expected, got " .. type(name), 2) end
+  if type(name) ~= "string" then
+    error("bad argument #1 to 'r' (module name expected, got " .. type(name) .. ")", 2)
+  end
   local before = code.users(name)
   local vsn, err = code.reload(name)
   if not vsn then return nil, err end
@@ -252,20 +254,32 @@ function helpers.r(name)
     stuck = old
   until stuck == 0 or process.monotonic() > deadline
   local switched = math.max(before - stuck, 0)
-  local line = string.format("reloaded %s (version %d): %d %s switched", name, vsn, switched,
+  local text = string.format("reloaded %s (version %d): %d %s switched", name, vsn, switched,
                              switched == 1 and "process" or "processes")
   if stuck > 0 then
-    line = line .. string.format("; %d still %s the old version", stuck,
+    text = text .. string.format("; %d still %s the old version", stuck,
                                  stuck == 1 and "runs" or "run")
   end
-  print(line)
+  print(text)
 end
 
 function helpers.pid(a, b, c)
   if process.is_pid(a) then return a end
-  if b ~= nil then return process.topid(string.format("<%d.%d.%d>", a, b, c)) end
-  if type(a) ~= "string" then error("pid text like \"<0.42.0>\" expected", 2) end
-  return process.topid(a)
+  if b == nil then
+    if type(a) ~= "string" then
+      error("bad argument #1 to 'pid' (pid text like \"<0.42.0>\" expected, got " .. type(a) .. ")", 2)
+    end
+    return process.topid(a)
+  end
+  local parts = {a, b, c}
+  for i = 1, 3 do
+    local v = parts[i]
+    if math.type(v) ~= "integer" or v < 0 then
+      error(string.format("bad argument #%d to 'pid' (non-negative integer expected, got %s)", i,
+                          v == nil and "no value" or tostring(v)), 2)
+    end
+  end
+  return process.topid(string.format("<%d.%d.%d>", a, b, c))
 end
 
 function helpers.kill(p)
@@ -311,10 +325,16 @@ local function step()
   end
 end
 
+--- A Ctrl-C meant for an evaluation that had just ended can land while the shell reads or
+-- compiles: it is dropped, and the prompt comes again.
+local function stray_interrupt(err)
+  return type(err) == "string" and err:sub(1, 12) == "interrupted!"
+end
+
 local function loop()
   while true do
     local ok, err = xpcall(step, handler)
-    if not ok then report(err) end
+    if not ok and not stray_interrupt(err) then report(err) end
   end
 end
 
