@@ -5,9 +5,14 @@
 #   make run        deps, build, run the demo
 #   make test       deps, build, C unit tests and busted specs; ends "N passed, N failed"
 #   make asan/tsan  the same suite under AddressSanitizer+UBSan / ThreadSanitizer
+#   make valgrind   the C tests under valgrind (memcheck, leaks included)
+#   make install    the command, both libraries, moonbeam.h and moonbeam.pc under PREFIX
+#   make uninstall  removes what install put there
 #   make clean
 #
-# Variables: B (build directory), SAN (sanitizer flags), SPECS (spec files to run).
+# Variables: B (build directory), SAN (sanitizer flags), SPECS (spec files to run);
+# for install: PREFIX (/usr/local), BINDIR, LIBDIR, INCLUDEDIR, PKGCONFIGDIR (derived from
+# PREFIX), DESTDIR (a staging directory put in front of every installed path).
 
 CC ?= cc
 CFLAGS ?= -O2 -g
@@ -15,6 +20,12 @@ PKG_CONFIG ?= pkg-config
 B ?= build
 SAN ?=
 SPECS ?= $(wildcard tests/*_spec.lua)
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+DESTDIR ?=
 
 DEBS := gcc make pkg-config liblua5.4-dev lua5.4 lua-lpeg libreadline-dev lua-busted \
         lua-filesystem lua-term lua-system tmux
@@ -38,7 +49,13 @@ EMBED_ARGS := $(foreach f,$(LUA_MODS),$(call embed_name,$f)=$f)
 
 C_TESTS := $(patsubst tests/c/%.c,$(B)/tests/%,$(wildcard tests/c/test_*.c))
 
-.PHONY: all deps run test asan tsan clean check-c
+# The shared library is libmoonbeam.so.VERSION, with soname libmoonbeam.so.MAJOR and the
+# usual two symlinks; VERSION is MB_VERSION of the public header.
+VERSION := $(shell sed -n 's/^.define MB_VERSION "\(.*\)"/\1/p' interp/moonbeam.h)
+SONAME := libmoonbeam.so.$(firstword $(subst ., ,$(VERSION)))
+SOFILE := libmoonbeam.so.$(VERSION)
+
+.PHONY: all deps run test asan tsan valgrind clean check-c install uninstall
 
 all: moonbeam $(B)/libmoonbeam.a $(B)/libmoonbeam.so
 
@@ -63,11 +80,26 @@ $(B)/main.o: interp/main.c $(HDRS) | $(B)
 $(B)/line.o: repl/line.c $(HDRS) | $(B)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(B)/libmoonbeam.a: $(LIB_OBJ)
+# The archive hosts link is one relocatable object whose internal symbols are made local,
+# so that only mb_* can clash with a host's own names. The C tests that reach inside the
+# runtime link the plain objects (libmoonbeam-internal.a).
+$(B)/libmoonbeam.o: $(LIB_OBJ)
+	$(LD) -r -o $@ $^ && objcopy --localize-hidden $@
+
+$(B)/libmoonbeam.a: $(B)/libmoonbeam.o
 	rm -f $@ && ar rcs $@ $^
 
-$(B)/libmoonbeam.so: $(LIB_OBJ)
-	$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,libmoonbeam.so.0 -o $@ $^ $(LIBS)
+$(B)/libmoonbeam-internal.a: $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/$(SOFILE): $(LIB_OBJ)
+	$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(LIBS)
+
+$(B)/$(SONAME): $(B)/$(SOFILE)
+	ln -sfn $(SOFILE) $@
+
+$(B)/libmoonbeam.so: $(B)/$(SONAME)
+	ln -sfn $(SONAME) $@
 
 $(B)/moonbeam: $(B)/main.o $(B)/line.o $(B)/libmoonbeam.a
 	$(CC) $(ALL_CFLAGS) -o $@ $(B)/main.o $(B)/line.o $(B)/libmoonbeam.a $(LIBS) -lreadline
@@ -75,7 +107,11 @@ $(B)/moonbeam: $(B)/main.o $(B)/line.o $(B)/libmoonbeam.a
 moonbeam: $(B)/moonbeam
 	cp $< $@.tmp && mv -f $@.tmp $@
 
-$(B)/tests/%: tests/c/%.c tests/c/test.h $(B)/libmoonbeam.a | $(B)/tests
+$(B)/tests/%: tests/c/%.c tests/c/test.h $(B)/libmoonbeam-internal.a | $(B)/tests
+	$(CC) $(ALL_CFLAGS) -iquote interp -o $@ $< $(B)/libmoonbeam-internal.a $(LIBS)
+
+# test_embed uses nothing but moonbeam.h: it links what hosts link.
+$(B)/tests/test_embed: tests/c/test_embed.c tests/c/test.h $(B)/libmoonbeam.a | $(B)/tests
 	$(CC) $(ALL_CFLAGS) -iquote interp -o $@ $< $(B)/libmoonbeam.a $(LIBS)
 
 deps:
@@ -114,6 +150,42 @@ tsan: deps
 	  build-tsan/moonbeam check-c
 	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
 	  sh tests/run.sh build-tsan/moonbeam "$(patsubst $(B)/%,build-tsan/%,$(C_TESTS))" "$(SPECS)"
+
+# (valgrind runs one thread at a time: fewer items for the mailbox's many-producer tests)
+valgrind: check-c
+	@for t in $(C_TESTS); do \
+	  MBOX_TEST_ITEMS=5000 valgrind -q --fair-sched=yes --error-exitcode=9 \
+	    --leak-check=full --show-leak-kinds=all \
+	    --errors-for-leak-kinds=all $$t >$$t.valgrind 2>&1; rc=$$?; \
+	  printf '%-40s %s\n' "$$(basename $$t)" "$$(tail -n 1 $$t.valgrind)"; \
+	  if [ $$rc -ne 0 ]; then sed 's/^/    /' $$t.valgrind; exit 1; fi; \
+	done
+
+# Where install puts things, each below $(DESTDIR). moonbeam.pc names PREFIX, never
+# DESTDIR, and its directories relative to ${prefix} where they lie under PREFIX.
+I_BIN = $(DESTDIR)$(BINDIR)
+I_LIB = $(DESTDIR)$(LIBDIR)
+I_INC = $(DESTDIR)$(INCLUDEDIR)
+I_PC = $(DESTDIR)$(PKGCONFIGDIR)
+pc_dir = $(patsubst $(PREFIX)/%,$${prefix}/%,$1)
+
+install: all
+	install -d "$(I_BIN)" "$(I_LIB)" "$(I_INC)" "$(I_PC)"
+	install -m 755 $(B)/moonbeam "$(I_BIN)/moonbeam"
+	install -m 644 $(B)/libmoonbeam.a "$(I_LIB)/libmoonbeam.a"
+	install -m 755 $(B)/$(SOFILE) "$(I_LIB)/$(SOFILE)"
+	ln -sfn $(SOFILE) "$(I_LIB)/$(SONAME)"
+	ln -sfn $(SONAME) "$(I_LIB)/libmoonbeam.so"
+	install -m 644 interp/moonbeam.h "$(I_INC)/moonbeam.h"
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(call pc_dir,$(LIBDIR))' \
+	  'includedir=$(call pc_dir,$(INCLUDEDIR))' '' 'Name: moonbeam' \
+	  'Description: Erlang-style processes for Lua 5.4' 'Version: $(VERSION)' \
+	  'Requires: lua5.4' 'Libs: -L$${libdir} -lmoonbeam' 'Libs.private: -lm -ldl -pthread' \
+	  'Cflags: -I$${includedir}' >"$(I_PC)/moonbeam.pc"
+
+uninstall:
+	rm -f "$(I_BIN)/moonbeam" "$(I_LIB)/libmoonbeam.a" "$(I_LIB)/$(SOFILE)" \
+	  "$(I_LIB)/$(SONAME)" "$(I_LIB)/libmoonbeam.so" "$(I_INC)/moonbeam.h" "$(I_PC)/moonbeam.pc"
 
 clean:
 	rm -rf build build-asan build-tsan moonbeam

@@ -136,6 +136,53 @@ int hostbox_close(mb_runtime *rt, uint64_t pid) {
   return st;
 }
 
+/* Run f(p, ud) as the owner of host mailbox box. */
+static int as_owner(mb_runtime *rt, uint64_t box, void (*f)(proc *, void *), void *ud) {
+  proc *p;
+  int st = 0;
+  if ((p = lookup_box(rt, box, &st)) == NULL) return st;
+  pthread_mutex_lock(&p->host->lock);
+  if (p->host->dead) {
+    st = MB_ENOPROC;
+  } else {
+    f(p, ud);
+    pthread_cond_broadcast(&p->host->cond);   /* a DOWN may be queued already */
+  }
+  pthread_mutex_unlock(&p->host->lock);
+  proc_release(p);
+  return st;
+}
+
+typedef struct watch {
+  uint64_t pid, ref;
+  int st;
+} watch;
+
+static void monitor_as(proc *p, void *ud) {
+  watch *w = ud;
+  w->st = link_monitor(p, w->pid, NULL, w->ref, 0);
+}
+
+static void demonitor_as(proc *p, void *ud) {
+  watch *w = ud;
+  link_demonitor(p, w->ref, 1);
+}
+
+int hostbox_monitor(mb_runtime *rt, uint64_t box, uint64_t pid, uint64_t ref) {
+  watch w = {pid, ref, 0};
+  proc *t = proc_lookup(rt, pid);
+  int st, is_box = t && t->host;
+  if (t) proc_release(t);
+  if (is_box) return MB_EINVAL;   /* one mailbox's lock is never held while taking another's */
+  st = as_owner(rt, box, monitor_as, &w);
+  return st ? st : w.st;
+}
+
+int hostbox_demonitor(mb_runtime *rt, uint64_t box, uint64_t ref) {
+  watch w = {0, ref, 0};
+  return as_owner(rt, box, demonitor_as, &w);
+}
+
 static void wake_one(uint64_t pid, void *ud) {
   proc *p = proc_lookup(ud, pid);
   if (p == NULL) return;

@@ -10,8 +10,8 @@
 **
 ** Threads: any. The lock is taken with no other held, and while it is held the only other
 ** locks taken are the leaf locks of the registry, the process table, the timers and the
-** run queues (a reply to an info request, a link's noproc), never another mailbox's: host
-** mailboxes neither link, nor monitor, nor ask for info themselves.
+** run queues (a reply to an info request, a monitor's signal), never another mailbox's: a
+** host mailbox never links or asks for info, and monitors only Lua processes.
 */
 #ifndef HOSTBOX_H
 #define HOSTBOX_H
@@ -36,6 +36,11 @@ int hostbox_take(mb_runtime *rt, uint64_t pid, int timeout_ms, mbox_item **out);
 
 /* End the mailbox with reason "normal". 0, MB_ENOPROC or MB_ENOTBOX. */
 int hostbox_close(mb_runtime *rt, uint64_t pid);
+
+/* Monitor pid (not a host mailbox) from host mailbox box with ref; drop such a monitor.
+** 0, MB_ENOPROC (box) or MB_ENOTBOX / MB_EINVAL. */
+int hostbox_monitor(mb_runtime *rt, uint64_t box, uint64_t pid, uint64_t ref);
+int hostbox_demonitor(mb_runtime *rt, uint64_t box, uint64_t ref);
 
 /* Wake every receiver waiting on a host mailbox, so they see that the runtime stops. */
 void hostbox_wake_all(mb_runtime *rt);

@@ -26,6 +26,7 @@
 #ifndef MOONBEAM_H
 #define MOONBEAM_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <lua.h>
 
@@ -63,8 +64,12 @@ enum {
 
 typedef struct mb_runtime mb_runtime;
 
-/* A process identifier: an opaque value, equal for the same process. */
+/* A process identifier: an opaque value, equal for the same process, meaningful only in
+** the runtime that made it. */
 typedef uint64_t mb_pid;
+
+/* A reference (a monitor's), likewise. */
+typedef uint64_t mb_ref;
 
 typedef struct mb_config {
   int schedulers;          /* scheduler threads, 1..1024; 0 = one per core */
@@ -107,6 +112,9 @@ MB_API int mb_spawn_string(mb_runtime *rt, const char *chunk, const char *chunkn
 ** MB_ENAME if the name is taken or the process has one, MB_EINVAL for "undefined"). */
 MB_API int mb_register(mb_runtime *rt, const char *name, mb_pid pid);
 
+/* The pid registered as name, in *out; MB_ENOPROC if none is. */
+MB_API int mb_whereis(mb_runtime *rt, const char *name, mb_pid *out);
+
 /* Copy the value at idx of the host's own state L into a message to `to` (a pid or a host
 ** mailbox). MB_EUNCOPYABLE, with the reason pushed on L, if the value cannot be sent
 ** (nothing is delivered); MB_ENOPROC if `to` is not alive (the message is dropped). A nil
@@ -129,10 +137,23 @@ MB_API int mb_receive(mb_runtime *rt, mb_pid box, lua_State *L, int timeout_ms);
 ** waiting receivers return MB_ENOPROC, and messages still in it are dropped. */
 MB_API int mb_mailbox_close(mb_runtime *rt, mb_pid box);
 
+/* Monitor process pid from host mailbox box, as process.monitor does: when pid ends, box
+** gets {"DOWN", ref, "process", pid, reason} (at once, with reason "noproc", if it is not
+** alive). *ref (may be NULL) gets the monitor's ref. MB_EINVAL if pid is a host mailbox.
+** mb_demonitor drops the monitor and any DOWN of it not yet received. */
+MB_API int mb_monitor(mb_runtime *rt, mb_pid box, mb_pid pid, mb_ref *ref);
+MB_API int mb_demonitor(mb_runtime *rt, mb_pid box, mb_ref ref);
+
 /* A pid as a Lua value on the host's state, to put in messages; and back (MB_EINVAL if the
-** value at idx is not a pid). */
+** value at idx is not a pid). In a host's state pids and refs are light userdata:
+** compare them with lua_rawequal; mb_toref reads a ref (a DOWN message's, say). */
 MB_API void mb_push_pid(lua_State *L, mb_runtime *rt, mb_pid pid);
 MB_API int mb_topid(lua_State *L, int idx, mb_pid *out);
+MB_API int mb_toref(lua_State *L, int idx, mb_ref *out);
+
+/* The text of a pid, "<0.42.0>", into buf (size bytes, NUL-terminated); its length, or
+** MB_EINVAL if pid is not one. */
+MB_API int mb_pid_text(mb_pid pid, char *buf, size_t size);
 
 /* Raise the error "interrupted!" in the process at its next reduction check (or in the
 ** receive it waits in), as lua does on Ctrl-C. */

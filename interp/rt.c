@@ -216,6 +216,16 @@ int mb_register(mb_runtime *rt, const char *name, mb_pid pid) {
   }
 }
 
+int mb_whereis(mb_runtime *rt, const char *name, mb_pid *out) {
+  uint64_t pid;
+  int st;
+  if (rt == NULL || name == NULL || out == NULL) return MB_EINVAL;
+  if ((st = running(rt)) != 0) return st;
+  if ((pid = reg_whereis(rt, name)) == 0) return MB_ENOPROC;
+  *out = pid;
+  return 0;
+}
+
 /* ================================================================ host messages */
 
 typedef struct host_send {
@@ -305,6 +315,24 @@ int mb_receive(mb_runtime *rt, mb_pid box, lua_State *L, int timeout_ms) {
   return st == LUA_OK ? 0 : MB_ELUA;
 }
 
+int mb_monitor(mb_runtime *rt, mb_pid box, mb_pid pid, mb_ref *ref) {
+  uint64_t r;
+  int st;
+  if (rt == NULL || !term_ispid(box) || !term_ispid(pid)) return MB_EINVAL;
+  if ((st = running(rt)) != 0) return st;
+  r = rt_make_ref(rt);
+  if ((st = hostbox_monitor(rt, box, pid, r)) != 0) return st;
+  if (ref) *ref = r;
+  return 0;
+}
+
+int mb_demonitor(mb_runtime *rt, mb_pid box, mb_ref ref) {
+  int st;
+  if (rt == NULL || !term_ispid(box) || !term_isref(ref)) return MB_EINVAL;
+  if ((st = running(rt)) != 0) return st;
+  return hostbox_demonitor(rt, box, ref);
+}
+
 int mb_mailbox_close(mb_runtime *rt, mb_pid box) {
   int st;
   if (rt == NULL || !term_ispid(box)) return MB_EINVAL;
@@ -317,9 +345,25 @@ void mb_push_pid(lua_State *L, mb_runtime *rt, mb_pid pid) {
   lua_pushlightuserdata(L, (void *)(uintptr_t)pid);
 }
 
+int mb_toref(lua_State *L, int idx, mb_ref *out) {
+  uint64_t v;
+  if (L == NULL || !lua_islightuserdata(L, idx)) return MB_EINVAL;
+  v = (uint64_t)(uintptr_t)lua_touserdata(L, idx);
+  if (!term_isref(v)) return MB_EINVAL;
+  if (out) *out = v;
+  return 0;
+}
+
+int mb_pid_text(mb_pid pid, char *buf, size_t size) {
+  int n;
+  if (!term_ispid(pid) || buf == NULL || size == 0) return MB_EINVAL;
+  n = term_format(pid, buf, size);
+  return n < 0 || (size_t)n >= size ? MB_EINVAL : n;
+}
+
 int mb_topid(lua_State *L, int idx, mb_pid *out) {
   uint64_t v;
-  if (!lua_islightuserdata(L, idx)) return MB_EINVAL;
+  if (L == NULL || !lua_islightuserdata(L, idx)) return MB_EINVAL;
   v = (uint64_t)(uintptr_t)lua_touserdata(L, idx);
   if (!term_ispid(v)) return MB_EINVAL;
   if (out) *out = v;

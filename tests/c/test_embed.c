@@ -371,6 +371,52 @@ TEST(links_monitors_and_exits) {
   teardown(&f);
 }
 
+TEST(whereis_monitor_and_pid_text) {
+  fixture f = setup(2);
+  lua_State *L = f.L;
+  mb_pid svc, got = 0, other;
+  mb_ref ref = 0, ref2 = 0, seen = 0;
+  char buf[64];
+  CHECK(mb_whereis(f.rt, "host", &got) == 0 && got == f.box);
+  CHECK(mb_whereis(f.rt, "nobody", &got) == MB_ENOPROC);
+  CHECK(mb_whereis(f.rt, NULL, &got) == MB_EINVAL);
+  CHECK(mb_pid_text(f.box, buf, sizeof buf) > 0 && strncmp(buf, "<0.", 3) == 0);
+  CHECK(mb_pid_text(f.box, buf, 4) == MB_EINVAL);
+  CHECK(mb_pid_text(42, buf, sizeof buf) == MB_EINVAL);
+  /* a monitor from the host: DOWN with the ref, the pid and the reason */
+  svc = spawn(f.rt, "process.receive() error({'failed', 7})");
+  CHECK(mb_monitor(f.rt, f.box, svc, &ref) == 0);
+  CHECK(send_string(f.rt, L, svc, "now") == 0);
+  CHECK(mb_receive(f.rt, f.box, L, 5000) == 0);
+  lua_rawgeti(L, -1, 1);
+  CHECK_STR(lua_tostring(L, -1), "DOWN");
+  lua_rawgeti(L, -2, 2);
+  CHECK(mb_toref(L, -1, &seen) == 0 && seen == ref);
+  CHECK(mb_topid(L, -1, &got) == MB_EINVAL);
+  lua_rawgeti(L, -3, 4);
+  CHECK(mb_topid(L, -1, &got) == 0 && got == svc);
+  lua_rawgeti(L, -4, 5);
+  lua_rawgeti(L, -1, 1);
+  CHECK_STR(lua_tostring(L, -1), "failed");
+  lua_settop(L, 0);
+  /* a dead pid: noproc at once */
+  CHECK(mb_monitor(f.rt, f.box, svc, NULL) == 0);
+  CHECK_STR(recv_field(f.rt, L, f.box, 5, 0, buf, sizeof buf), "noproc");
+  /* demonitor: no DOWN comes */
+  svc = spawn(f.rt, "process.receive()");
+  CHECK(mb_monitor(f.rt, f.box, svc, &ref2) == 0);
+  CHECK(mb_demonitor(f.rt, f.box, ref2) == 0);
+  CHECK(send_string(f.rt, L, svc, "end") == 0);
+  CHECK(mb_receive(f.rt, f.box, L, 100) == MB_ETIMEDOUT);
+  /* not on host mailboxes, not with bad values */
+  CHECK(mb_mailbox_open(f.rt, &other) == 0);
+  CHECK(mb_monitor(f.rt, f.box, other, &ref) == MB_EINVAL);
+  CHECK(mb_monitor(f.rt, svc, f.box, &ref) == MB_EINVAL);
+  CHECK(mb_monitor(f.rt, other, 12345, &ref) == MB_EINVAL);
+  CHECK(mb_demonitor(f.rt, f.box, 12345) == MB_EINVAL);
+  teardown(&f);
+}
+
 TEST(functions_and_modules_in_messages) {
   fixture f = setup(1);
   lua_State *L = f.L;
@@ -659,6 +705,7 @@ int main(void) {
   RUN(receive_timeout);
   RUN(register_host_mailbox);
   RUN(links_monitors_and_exits);
+  RUN(whereis_monitor_and_pid_text);
   RUN(functions_and_modules_in_messages);
   RUN(preload_and_spawn_file);
   RUN(calls_after_stop);
