@@ -402,13 +402,11 @@ static int searcher(lua_State *L) {
   return 2;   /* the chunk, and the path as its second argument */
 }
 
-void code_install_searcher(lua_State *L) {
-  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-  lua_getfield(L, -1, LUA_LOADLIBNAME);
-  lua_getfield(L, -1, "searchers");
+void code_install_searcher(lua_State *L, int package) {
+  lua_getfield(L, package, "searchers");
   lua_pushcfunction(L, searcher);
   lua_rawseti(L, -2, 2);   /* in place of the Lua-file searcher */
-  lua_pop(L, 3);
+  lua_pop(L, 1);
 }
 
 /* ================================================================ switching */

@@ -34,9 +34,10 @@ int code_init(mb_runtime *rt);
 void code_free(mb_runtime *rt);
 
 /* The Lua library `code` (luaopen_code) and the package.searchers entry that routes
-** require through the code server (installed by lenv at process setup). */
+** require through the code server (installed by lenv when package opens; package is the
+** stack index of the package table). */
 int luaopen_code(lua_State *L);
-void code_install_searcher(lua_State *L);
+void code_install_searcher(lua_State *L, int package);
 
 /* At a safe point: if any module changed since p last looked, switch p to the current
 ** versions (runs Lua in p; errors are logged and p keeps the old version). */

@@ -475,14 +475,20 @@ static void replace(lua_State *L, const char *lib, const luaL_Reg *fns) {
 }
 
 void lcoro_open(lua_State *L) {
+  static const luaL_Reg base_fns[] = {{"pcall", l_pcall}, {"xpcall", l_xpcall}, {NULL, NULL}};
+  replace(L, LUA_GNAME, base_fns);
+  lua_sethook(L, lcoro_hook, LUA_MASKCOUNT, MB_HOOK_COUNT);
+}
+
+void lcoro_adapt_coroutine(lua_State *L) {
   static const luaL_Reg co_fns[] = {
     {"create", co_create}, {"resume", co_resume}, {"wrap", co_wrap}, {"yield", co_yield},
     {"isyieldable", co_isyieldable}, {"running", co_running}, {NULL, NULL}};
+  replace(L, LUA_COLIBNAME, co_fns);
+}
+
+void lcoro_adapt_debug(lua_State *L) {
   static const luaL_Reg db_fns[] = {
     {"sethook", db_sethook}, {"gethook", db_gethook}, {NULL, NULL}};
-  static const luaL_Reg base_fns[] = {{"pcall", l_pcall}, {"xpcall", l_xpcall}, {NULL, NULL}};
-  replace(L, LUA_GNAME, base_fns);
-  replace(L, LUA_COLIBNAME, co_fns);
   replace(L, LUA_DBLIBNAME, db_fns);
-  lua_sethook(L, lcoro_hook, LUA_MASKCOUNT, MB_HOOK_COUNT);
 }

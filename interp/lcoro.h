@@ -17,8 +17,11 @@
 
 #include <lua.h>
 
-/* Install the hook on L and replace coroutine.*, pcall/xpcall and debug.sethook/gethook. */
+/* Install the hook on L and replace pcall/xpcall. */
 void lcoro_open(lua_State *L);
+/* Replace coroutine.* / debug.sethook and gethook, once each library is open. */
+void lcoro_adapt_coroutine(lua_State *L);
+void lcoro_adapt_debug(lua_State *L);
 
 void lcoro_hook(lua_State *L, lua_Debug *ar);
 

@@ -117,53 +117,254 @@ static int l_os_exit(lua_State *L) {
   return lua_yieldk(L, 0, 0, exit_k);
 }
 
-/* ================================================================ modules */
+/* ================================================================ libraries on demand */
 
-static void set_paths(lua_State *L, const char *path, const char *cpath) {
-  lua_getglobal(L, LUA_LOADLIBNAME);
-  if (path) {
-    lua_pushstring(L, path);
+/*
+** A process starts with the base library and `process` only; each other standard library
+** opens the first time it is reached: as a global (the globals' __index), through require
+** (package.preload), through a string method or string arithmetic (a stand-in metatable
+** for strings), or when a message names it. That saves most of a state's cost (about
+** 15 µs and 14 KB of the 20 a state with every library has). pairs(_G),
+** getmetatable(_G), setmetatable(_G, ...) and opening debug first open them all, so a
+** program that looks at the globals as a whole sees what lua gives it; only rawget and
+** next on _G can tell the difference. The main process opens everything at once.
+*/
+
+static int open_package(lua_State *L);
+static void adapt_os(lua_State *L);
+
+typedef struct stdlib {
+  const char *name;
+  lua_CFunction open;
+  void (*adapt)(lua_State *L);   /* Moonbeam's changes, once it is open */
+} stdlib;
+
+static const stdlib LIBS[] = {
+  {LUA_LOADLIBNAME, open_package, NULL},
+  {LUA_STRLIBNAME, luaopen_string, NULL},
+  {LUA_TABLIBNAME, luaopen_table, NULL},
+  {LUA_MATHLIBNAME, luaopen_math, NULL},
+  {LUA_COLIBNAME, luaopen_coroutine, lcoro_adapt_coroutine},
+  {LUA_OSLIBNAME, luaopen_os, adapt_os},
+  {LUA_IOLIBNAME, luaopen_io, NULL},
+  {LUA_UTF8LIBNAME, luaopen_utf8, NULL},
+  {LUA_DBLIBNAME, luaopen_debug, lcoro_adapt_debug},
+};
+enum { NLIBS = sizeof LIBS / sizeof LIBS[0], DEBUG_LIB = NLIBS - 1 };
+
+static char LAZY_KEY;   /* registry[&LAZY_KEY]: the globals' metatable while libraries wait */
+
+static int lib_index(const char *name) {
+  if (strcmp(name, "require") == 0) return 0;   /* package's global */
+  for (int i = 0; i < NLIBS; i++)
+    if (strcmp(name, LIBS[i].name) == 0) return i;
+  return -1;
+}
+
+static void open_all(lua_State *L);
+
+/* Opens library i (if it is not open yet) and pushes it. */
+static void open_lib(lua_State *L, int i) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  int open = lua_getfield(L, -1, LIBS[i].name) != LUA_TNIL;
+  lua_remove(L, -2);
+  if (open) return;
+  lua_pop(L, 1);
+  luaL_requiref(L, LIBS[i].name, LIBS[i].open, 1);
+  if (LIBS[i].adapt) LIBS[i].adapt(L);
+  if (i == DEBUG_LIB) open_all(L);   /* debug.getmetatable would show the stand-in */
+}
+
+/* Opens every library and takes the stand-in metatables away. */
+static void open_all(lua_State *L) {
+  for (int i = 0; i < NLIBS; i++) {
+    open_lib(L, i);
+    lua_pop(L, 1);
+  }
+  lua_pushglobaltable(L);
+  if (!lua_getmetatable(L, -1)) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &LAZY_KEY);
+  if (lua_rawequal(L, -1, -2)) {
+    lua_pushnil(L);
+    lua_setmetatable(L, -4);
+  }
+  lua_pop(L, 3);
+}
+
+/* If the value at idx is the globals table, open everything first. */
+static void open_all_for(lua_State *L, int idx) {
+  lua_pushglobaltable(L);
+  int g = lua_rawequal(L, idx, -1);
+  lua_pop(L, 1);
+  if (g) open_all(L);
+}
+
+/* __index of the globals: a library's name opens it. */
+static int lazy_global(lua_State *L) {
+  int i = lua_type(L, 2) == LUA_TSTRING ? lib_index(lua_tostring(L, 2)) : -1;
+  if (i < 0) return 0;
+  open_lib(L, i);
+  lua_pop(L, 1);
+  lua_rawget(L, 1);
+  return 1;
+}
+
+/* __pairs of the globals: open everything, then iterate as pairs would (upvalue: next). */
+static int lazy_pairs(lua_State *L) {
+  open_all(L);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, 1);
+  lua_pushnil(L);
+  return 3;
+}
+
+/* package.preload entry of every library: require "string" before anything opened it. */
+static int lazy_require(lua_State *L) {
+  int i = lib_index(luaL_checkstring(L, 1));
+  if (i < 0) return luaL_error(L, "no standard library '%s'", lua_tostring(L, 1));
+  open_lib(L, i);
+  return 1;
+}
+
+/* The strings' stand-in metatable: the first method call or arithmetic on a string opens
+** the string library (which installs the real metatable) and does it again. */
+static int lazy_string_index(lua_State *L) {
+  open_lib(L, 1);
+  lua_pushvalue(L, 2);
+  lua_gettable(L, -2);
+  return 1;
+}
+
+static int lazy_string_arith(lua_State *L) {
+  int op = (int)lua_tointeger(L, lua_upvalueindex(1));
+  open_lib(L, 1);
+  lua_settop(L, op == LUA_OPUNM ? 1 : 2);
+  lua_arith(L, op);
+  return 1;
+}
+
+static void string_stand_in(lua_State *L) {
+  static const struct { const char *event; int op; } ARITH[] = {
+    {"__add", LUA_OPADD}, {"__sub", LUA_OPSUB}, {"__mul", LUA_OPMUL}, {"__div", LUA_OPDIV},
+    {"__mod", LUA_OPMOD}, {"__pow", LUA_OPPOW}, {"__unm", LUA_OPUNM}, {"__idiv", LUA_OPIDIV}};
+  lua_pushliteral(L, "");
+  lua_createtable(L, 0, 9);
+  lua_pushcfunction(L, lazy_string_index);
+  lua_setfield(L, -2, "__index");
+  for (size_t i = 0; i < sizeof ARITH / sizeof ARITH[0]; i++) {
+    lua_pushinteger(L, ARITH[i].op);
+    lua_pushcclosure(L, lazy_string_arith, 1);
+    lua_setfield(L, -2, ARITH[i].event);
+  }
+  lua_setmetatable(L, -2);
+  lua_pop(L, 1);
+}
+
+/* getmetatable and setmetatable as base has them, except that on the globals they first
+** open every library (so strict-mode modules see no stand-in). */
+static int l_getmetatable(lua_State *L) {
+  luaL_checkany(L, 1);
+  open_all_for(L, 1);
+  if (!lua_getmetatable(L, 1)) {
+    lua_pushnil(L);
+    return 1;
+  }
+  luaL_getmetafield(L, 1, "__metatable");
+  return 1;
+}
+
+static int l_setmetatable(lua_State *L) {
+  int t = lua_type(L, 2);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
+  open_all_for(L, 1);
+  if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
+    return luaL_error(L, "cannot change a protected metatable");
+  lua_settop(L, 2);
+  lua_setmetatable(L, 1);
+  return 1;
+}
+
+/* ================================================================ package */
+
+/* package, with the process's paths, the code server's searcher, and preload entries for
+** `code`, the host's C libraries and the standard libraries not open yet. */
+static int open_package(lua_State *L) {
+  proc *p = proc_of(L);
+  pathset *ps = p->paths;
+  if ((ps && ps->path) || p->rt->cfg.no_env) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
+  }
+  luaopen_package(L);
+  if (ps && ps->path) {
+    lua_pushstring(L, ps->path);
     lua_setfield(L, -2, "path");
   }
-  if (cpath) {
-    lua_pushstring(L, cpath);
+  if (ps && ps->cpath) {
+    lua_pushstring(L, ps->cpath);
     lua_setfield(L, -2, "cpath");
   }
   lua_getfield(L, -1, "preload");
   lua_pushcfunction(L, luaopen_code);
   lua_setfield(L, -2, "code");
-  for (preload *pl = proc_of(L)->rt->preloads; pl; pl = pl->next) {
+  for (preload *pl = p->rt->preloads; pl; pl = pl->next) {
     lua_pushcfunction(L, pl->open);
     lua_setfield(L, -2, pl->name);
   }
-  lua_pop(L, 2);
+  for (int i = 1; i < NLIBS; i++) {
+    lua_pushcfunction(L, lazy_require);
+    lua_setfield(L, -2, LIBS[i].name);
+  }
+  lua_pop(L, 1);
+  code_install_searcher(L, -1);
+  return 1;
 }
 
-static void replace_stock(lua_State *L) {
-  lua_pushcfunction(L, l_print);
-  lua_setglobal(L, "print");
-  lua_getglobal(L, LUA_OSLIBNAME);
+/* ================================================================ the state */
+
+static void adapt_os(lua_State *L) {
   lua_pushcfunction(L, l_os_exit);
   lua_setfield(L, -2, "exit");
+}
+
+static void adapt_base(lua_State *L) {
+  static const luaL_Reg fns[] = {{"print", l_print}, {"getmetatable", l_getmetatable},
+                                 {"setmetatable", l_setmetatable}, {NULL, NULL}};
+  lua_pushglobaltable(L);
+  luaL_setfuncs(L, fns, 0);
+  lua_createtable(L, 0, 2);                 /* the globals' stand-in metatable */
+  lua_pushcfunction(L, lazy_global);
+  lua_setfield(L, -2, "__index");
+  lua_getfield(L, -2, "next");
+  lua_pushcclosure(L, lazy_pairs, 1);
+  lua_setfield(L, -2, "__pairs");
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &LAZY_KEY);
+  lua_setmetatable(L, -2);
   lua_pop(L, 1);
+  string_stand_in(L);
 }
 
 /* Everything that may raise (out of memory), run protected. */
 static int setup(lua_State *L) {
   proc *p = proc_of(L);
   spawn_req *req = p->boot;
-  const char *path = req ? req->path : NULL, *cpath = req ? req->cpath : NULL;
-  if (path || p->rt->cfg.no_env) {
-    lua_pushboolean(L, 1);
-    lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
+  if (req) {
+    p->paths = req->paths;
+    req->paths = NULL;
   }
-  luaL_openlibs(L);
-  set_paths(L, path, cpath);
-  code_install_searcher(L);
-  replace_stock(L);
+  luaL_requiref(L, LUA_GNAME, luaopen_base, 1);
+  lua_pop(L, 1);
+  adapt_base(L);
   luaL_requiref(L, "process", luaopen_process, 1);
   lua_pop(L, 1);
   lproc_open_terms(L);
+  /* a program the host started is a script as lua runs it: everything open */
+  if (req && (req->kind == SPAWN_FILE || req->kind == SPAWN_STRING)) open_all(L);
   lua_newtable(L);
   p->qref = luaL_ref(L, LUA_REGISTRYINDEX);
   lcoro_open(L);

@@ -112,19 +112,33 @@ static mbox_item *newitem(lua_State *L, int kind, uint64_t from, uint64_t ref,
 
 /* ================================================================ spawning */
 
-static char *dupstr(const char *s) { return s ? strdup(s) : NULL; }
 
-/* The package.path/cpath a child starts with: the parent's. */
-static void inherit_paths(lua_State *L, spawn_req *req) {
+static int same(const char *a, const char *b) {
+  return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* The package.path/cpath a child starts with: the parent's. The parent's set is shared
+** while its package.path and cpath are still the ones it started with (or package is not
+** open yet); after a change the parent gets a new set for this and later children.
+** 0, or -1 when out of memory. */
+static int inherit_paths(lua_State *L, spawn_req *req) {
+  proc *p = proc_of(L);
   lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   if (lua_getfield(L, -1, LUA_LOADLIBNAME) == LUA_TTABLE) {
     lua_getfield(L, -1, "path");
     lua_getfield(L, -2, "cpath");
-    req->path = dupstr(lua_tostring(L, -2));
-    req->cpath = dupstr(lua_tostring(L, -1));
+    const char *path = lua_tostring(L, -2), *cpath = lua_tostring(L, -1);
+    if (p->paths == NULL || !same(p->paths->path, path) || !same(p->paths->cpath, cpath)) {
+      pathset *ps = pathset_new(path, cpath);
+      if (ps == NULL) return -1;
+      pathset_unref(p->paths);
+      p->paths = ps;
+    }
     lua_pop(L, 2);
   }
   lua_pop(L, 2);
+  req->paths = pathset_ref(p->paths);
+  return 0;
 }
 
 /* Build the request for the values at first..top: a function or "mod.fn", then arguments. */
@@ -151,8 +165,12 @@ static spawn_req *spawn_request(lua_State *L, int first) {
   memcpy(req->blob, blob, len);
   req->len = len;
   req->kind = t == LUA_TSTRING ? SPAWN_MFA : SPAWN_FUNC;
-  if (t == LUA_TSTRING) req->what = strdup(lua_tostring(L, first));
-  inherit_paths(L, req);
+  if ((t == LUA_TSTRING && (req->what = strdup(lua_tostring(L, first))) == NULL) ||
+      inherit_paths(L, req) != 0) {
+    spawn_req_free(req);
+    luaL_error(L, "not enough memory");
+    return NULL;
+  }
   return req;
 }
 

@@ -321,9 +321,33 @@ void spawn_req_free(spawn_req *req) {
   free(req->blob);
   free(req->what);
   free(req->chunkname);
-  free(req->path);
-  free(req->cpath);
+  pathset_unref(req->paths);
   free(req);
+}
+
+pathset *pathset_new(const char *path, const char *cpath) {
+  pathset *ps = malloc(sizeof *ps);
+  if (ps == NULL) return NULL;
+  atomic_init(&ps->refs, 1);
+  ps->path = path ? strdup(path) : NULL;
+  ps->cpath = cpath ? strdup(cpath) : NULL;
+  if ((path && ps->path == NULL) || (cpath && ps->cpath == NULL)) {
+    pathset_unref(ps);
+    return NULL;
+  }
+  return ps;
+}
+
+pathset *pathset_ref(pathset *ps) {
+  if (ps) atomic_fetch_add_explicit(&ps->refs, 1, memory_order_relaxed);
+  return ps;
+}
+
+void pathset_unref(pathset *ps) {
+  if (ps == NULL || atomic_fetch_sub_explicit(&ps->refs, 1, memory_order_acq_rel) != 1) return;
+  free(ps->path);
+  free(ps->cpath);
+  free(ps);
 }
 
 static int spawn_links(proc *parent, proc *p, spawn_opts *o) {
@@ -639,6 +663,8 @@ static void proc_destroy(proc *p) {
   p->L = p->body = p->cur = NULL;
   spawn_req_free(p->boot);
   p->boot = NULL;
+  pathset_unref(p->paths);
+  p->paths = NULL;
   free(p->initial_call);
   p->initial_call = NULL;
   mbox_free_list(p->box.head);

@@ -42,13 +42,25 @@ enum { Y_NONE = 0, Y_PREEMPT, Y_WAIT, Y_SLEEP, Y_EXIT };
 /* What a new process runs. */
 enum { SPAWN_FUNC, SPAWN_MFA, SPAWN_FILE, SPAWN_STRING, SPAWN_MAIN };
 
+/* The package.path and cpath a process starts with. Immutable and shared: a parent's
+** children share its set, so spawning copies no strings. */
+typedef struct pathset {
+  _Atomic int refs;
+  char *path, *cpath;     /* NULL: from the environment, as lua does */
+} pathset;
+
+/* A new set (refs 1) with copies of the strings, or NULL when out of memory. */
+pathset *pathset_new(const char *path, const char *cpath);
+pathset *pathset_ref(pathset *ps);   /* NULL-safe; returns ps */
+void pathset_unref(pathset *ps);     /* NULL-safe */
+
 typedef struct spawn_req {
   int kind;
   unsigned char *blob;   /* SPAWN_FUNC: f and its args; SPAWN_MFA: the args; SPAWN_MAIN: cli args */
   size_t len;
   char *what;            /* "mod.fn", a file path, or a chunk's source */
   char *chunkname;       /* SPAWN_STRING */
-  char *path, *cpath;    /* package.path/cpath to start with (NULL: from the environment) */
+  pathset *paths;        /* package.path/cpath to start with (NULL: from the environment) */
 } spawn_req;
 
 typedef struct spawn_opts {
@@ -105,6 +117,7 @@ struct proc {
   lua_State *body;              /* coroutine running the body */
   lua_State *cur;               /* innermost coroutine running now */
   spawn_req *boot;              /* what to run, until the first run */
+  pathset *paths;               /* package.path/cpath until package opens (lenv.c) */
   int nargs;                    /* values waiting on the body's stack for its first resume */
   int yield;                    /* Y_*: why the body last yielded */
   int status_hint;              /* P_*: what process.info reports while signals are handled */

@@ -106,8 +106,7 @@ mb_runtime *mb_new(const mb_config *cfg) {
   }
   rt->cfg = *cfg;
   /* the strings are the caller's: keep copies, and only those */
-  rt->lua_path = dup_opt(cfg->lua_path);
-  rt->lua_cpath = dup_opt(cfg->lua_cpath);
+  if (cfg->lua_path || cfg->lua_cpath) rt->paths = pathset_new(cfg->lua_path, cfg->lua_cpath);
   rt->progname = strdup(cfg->progname ? cfg->progname : "moonbeam");
   rt->cfg.lua_path = rt->cfg.lua_cpath = rt->cfg.progname = NULL;
   rt->no_halt = cfg->no_halt;
@@ -117,7 +116,7 @@ mb_runtime *mb_new(const mb_config *cfg) {
   pthread_cond_init(&rt->life_cond, NULL);
   pthread_mutex_init(&rt->host_lock, NULL);
   pthread_mutex_init(&rt->stop_lock, NULL);
-  if ((cfg->lua_path && !rt->lua_path) || (cfg->lua_cpath && !rt->lua_cpath) ||
+  if ((cfg->lua_path || cfg->lua_cpath) != (rt->paths != NULL) ||
       rt->progname == NULL || ptab_init(rt) != 0 || reg_init(rt) != 0 ||
       code_init(rt) != 0 || (rt->host_enc = msg_enc_new()) == NULL) {
     mb_free(rt);
@@ -177,8 +176,7 @@ static int spawn_host(mb_runtime *rt, int kind, const char *what, const char *ch
   req->kind = kind;
   req->what = strdup(what);
   req->chunkname = dup_opt(chunkname);
-  req->path = dup_opt(rt->lua_path);
-  req->cpath = dup_opt(rt->lua_cpath);
+  req->paths = pathset_ref(rt->paths);
   if (req->what == NULL || (chunkname && req->chunkname == NULL)) {
     spawn_req_free(req);
     return MB_ENOMEM;
@@ -522,8 +520,7 @@ void mb_free(mb_runtime *rt) {
   pthread_mutex_destroy(&rt->stop_lock);
   pthread_cond_destroy(&rt->life_cond);
   pthread_mutex_destroy(&rt->life_lock);
-  free(rt->lua_path);
-  free(rt->lua_cpath);
+  pathset_unref(rt->paths);
   free((char *)rt->progname);
   free(rt);
 }

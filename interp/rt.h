@@ -39,7 +39,7 @@ enum { RT_NEW, RT_RUNNING, RT_STOPPING, RT_STOPPED };
 
 struct mb_runtime {
   mb_config cfg;
-  char *lua_path, *lua_cpath;     /* copies of cfg's strings */
+  struct pathset *paths;          /* cfg's lua_path and lua_cpath (NULL: neither set) */
   int nsched;
   sched *scheds;
   ptab *procs;

@@ -176,3 +176,75 @@ describe("inspection", function()
     assert.are.equal("float", math.type(t0))
   end)
 end)
+
+describe("a child's standard libraries, opened when first reached", function()
+  -- the child runs f and sends back {"r", results...}
+  local function in_child(f)
+    local me = P.self()
+    P.spawn(function() P.send(me, {"r", f()}) end)
+    return recv({"r"})
+  end
+
+  it("are there as globals, through require, and through strings", function()
+    local m = in_child(function()
+      return ("ab"):upper(), "10" + 1, -"2", "7" // "2", require("string") == string,
+             require("table") == table, math.type(1), type(io.write), utf8.char(65),
+             #("x"):rep(3), getmetatable("").__index == string
+    end)
+    assert.are.same({"r", "AB", 11, -2, 3, true, true, "integer", "function", "A", 3, true}, m)
+  end)
+
+  it("are all listed by pairs(_G), and _G has no metatable", function()
+    local m = in_child(function()
+      local seen = {}
+      for k in pairs(_G) do seen[#seen + 1] = k end
+      table.sort(seen)
+      return table.concat(seen, " "), getmetatable(_G)
+    end)
+    local want = {}
+    for _, k in ipairs({"string", "table", "math", "io", "os", "coroutine", "utf8", "debug",
+                        "package", "require", "process", "print", "pairs"}) do
+      want[k] = true
+    end
+    for k in m[2]:gmatch("%S+") do want[k] = nil end
+    assert.are.same({}, want)
+    assert.are.equal(2, #m)   -- getmetatable(_G) is nil
+  end)
+
+  it("stay reachable when a strict-mode metatable is put on _G", function()
+    local m = in_child(function()
+      setmetatable(_G, {__index = function(_, k) error("undeclared " .. k, 2) end})
+      local ok, err = pcall(function() return undeclared_thing end)
+      return string.rep("z", 2), os.time() > 0, ok, err:match("undeclared %S+")
+    end)
+    assert.are.same({"r", "zz", true, false, "undeclared undeclared_thing"}, m)
+  end)
+
+  it("include the process-adapted coroutine, os.exit and debug hooks", function()
+    local m = in_child(function()
+      local co = coroutine.wrap(function() coroutine.yield(1) return 2 end)
+      local a, b = co(), co()
+      debug.sethook(function() end, "", 1000)
+      return a, b, debug.gethook() ~= nil, debug.getmetatable("").__index == string
+    end)
+    assert.are.same({"r", 1, 2, true, true}, m)
+  end)
+
+  it("are named by messages: a function using string.format runs in a fresh child", function()
+    local fmt, me = string.format, P.self()
+    P.spawn(function() P.send(me, {"r", fmt("%03d", 7)}) end)
+    assert.are.same({"r", "007"}, recv({"r"}))
+  end)
+
+  it("pass package.path on through a child that never opened package", function()
+    local saved = package.path
+    package.path = "/first/?.lua;" .. saved
+    local me = P.self()
+    P.spawn(function()
+      P.spawn(function() P.send(me, {"r", package.path}) end)
+    end)
+    local m = recv({"r"})
+    package.path = saved
+    assert.are.equal("/first/?.lua;" .. saved, m[2])
+  end)
+end)
