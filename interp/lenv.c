@@ -238,27 +238,33 @@ static int lazy_string_index(lua_State *L) {
   return 1;
 }
 
-static int lazy_string_arith(lua_State *L) {
-  int op = (int)lua_tointeger(L, lua_upvalueindex(1));
+static int lazy_string_arith(lua_State *L, int op) {
   open_lib(L, 1);
   lua_settop(L, op == LUA_OPUNM ? 1 : 2);
   lua_arith(L, op);
   return 1;
 }
 
+/* One plain C function per event: closures would cost memory in every process. */
+#define ARITH(event, op) \
+  static int lazy_##event(lua_State *L) { return lazy_string_arith(L, op); }
+ARITH(add, LUA_OPADD)
+ARITH(sub, LUA_OPSUB)
+ARITH(mul, LUA_OPMUL)
+ARITH(div, LUA_OPDIV)
+ARITH(mod, LUA_OPMOD)
+ARITH(pow, LUA_OPPOW)
+ARITH(unm, LUA_OPUNM)
+ARITH(idiv, LUA_OPIDIV)
+#undef ARITH
+
 static void string_stand_in(lua_State *L) {
-  static const struct { const char *event; int op; } ARITH[] = {
-    {"__add", LUA_OPADD}, {"__sub", LUA_OPSUB}, {"__mul", LUA_OPMUL}, {"__div", LUA_OPDIV},
-    {"__mod", LUA_OPMOD}, {"__pow", LUA_OPPOW}, {"__unm", LUA_OPUNM}, {"__idiv", LUA_OPIDIV}};
+  static const luaL_Reg mt[] = {
+    {"__index", lazy_string_index}, {"__add", lazy_add}, {"__sub", lazy_sub},
+    {"__mul", lazy_mul}, {"__div", lazy_div}, {"__mod", lazy_mod}, {"__pow", lazy_pow},
+    {"__unm", lazy_unm}, {"__idiv", lazy_idiv}, {NULL, NULL}};
   lua_pushliteral(L, "");
-  lua_createtable(L, 0, 9);
-  lua_pushcfunction(L, lazy_string_index);
-  lua_setfield(L, -2, "__index");
-  for (size_t i = 0; i < sizeof ARITH / sizeof ARITH[0]; i++) {
-    lua_pushinteger(L, ARITH[i].op);
-    lua_pushcclosure(L, lazy_string_arith, 1);
-    lua_setfield(L, -2, ARITH[i].event);
-  }
+  luaL_newlib(L, mt);
   lua_setmetatable(L, -2);
   lua_pop(L, 1);
 }

@@ -981,7 +981,14 @@ static int l_any_of(lua_State *L) {
     lua_pushvalue(L, i);
     lua_rawseti(L, -2, i);
   }
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &ANYOF_KEY);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &ANYOF_KEY) == LUA_TNIL) {   /* made on first use */
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "any_of");
+    lua_setfield(L, -2, "__name");
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &ANYOF_KEY);
+  }
   lua_setmetatable(L, -2);
   return 1;
 }
@@ -1028,8 +1035,12 @@ void lproc_open_terms(lua_State *L) {
 
 /* ================================================================ the library */
 
-int luaopen_process(lua_State *L) {
-  static const luaL_Reg fns[] = {
+/*
+** The library's functions enter the table the first time each is looked up (__index), so
+** a process pays only for the ones it uses (the whole table would be ~3 KB of a fresh
+** process's ~10); pairs on it first puts them all in.
+*/
+static const luaL_Reg FNS[] = {
     {"spawn", l_spawn}, {"spawn_link", l_spawn_link}, {"spawn_monitor", l_spawn_monitor},
     {"spawn_opt", l_spawn_opt}, {"self", l_self}, {"send", l_send},
     {"receive", l_receive}, {"sleep", l_sleep}, {"yield", l_yield}, {"link", l_link},
@@ -1043,12 +1054,39 @@ int luaopen_process(lua_State *L) {
     {"unalias", l_unalias}, {"schedulers", l_schedulers}, {"system_time", l_system_time},
     {"topid", l_topid},
     {NULL, NULL}};
-  luaL_newlib(L, fns);
+
+static int lib_index(lua_State *L) {
+  const char *k = lua_tostring(L, 2);
+  if (k == NULL || lua_type(L, 2) != LUA_TSTRING) return 0;
+  for (const luaL_Reg *f = FNS; f->name; f++)
+    if (strcmp(k, f->name) == 0) {
+      lua_pushcfunction(L, f->func);
+      lua_pushvalue(L, -1);
+      lua_setfield(L, 1, k);
+      return 1;
+    }
+  return 0;
+}
+
+static int lib_pairs(lua_State *L) {
+  for (const luaL_Reg *f = FNS; f->name; f++)
+    if (lua_getfield(L, 1, f->name) != LUA_TNIL) lua_pop(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, 1);
+  lua_pushnil(L);
+  return 3;
+}
+
+int luaopen_process(lua_State *L) {
+  lua_createtable(L, 0, 8);
   lproc_pushterm(L, TERM_ANY);
   lua_setfield(L, -2, "ANY");
-  lua_createtable(L, 0, 1);
-  lua_pushliteral(L, "any_of");
-  lua_setfield(L, -2, "__name");
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &ANYOF_KEY);
+  lua_createtable(L, 0, 2);
+  lua_pushcfunction(L, lib_index);
+  lua_setfield(L, -2, "__index");
+  lua_getglobal(L, "next");
+  lua_pushcclosure(L, lib_pairs, 1);
+  lua_setfield(L, -2, "__pairs");
+  lua_setmetatable(L, -2);
   return 1;
 }
