@@ -7,6 +7,7 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "alloc.h"
 #include "code.h"
 #include "lcoro.h"
 #include "lenv.h"
@@ -26,7 +27,7 @@ static void *proc_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   size_t old = ptr ? osize : 0;
   void *q;
   if (nsize == 0) {
-    free(ptr);
+    alloc_lua(ptr, osize, 0);
     p->mem -= old;
     return NULL;
   }
@@ -41,7 +42,7 @@ static void *proc_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
       return NULL;
     }
   }
-  q = realloc(ptr, nsize);
+  q = alloc_lua(ptr, osize, nsize);
   if (q) p->mem = p->mem - old + nsize;
   return q;
 }

@@ -7,6 +7,7 @@
 
 #include <lauxlib.h>
 
+#include "alloc.h"
 #include "code.h"
 #include "hostbox.h"
 #include "link.h"
@@ -104,6 +105,7 @@ mb_runtime *mb_new(const mb_config *cfg) {
     errno = ENOMEM;
     return NULL;
   }
+  alloc_retain();
   rt->cfg = *cfg;
   /* the strings are the caller's: keep copies, and only those */
   if (cfg->lua_path || cfg->lua_cpath) rt->paths = pathset_new(cfg->lua_path, cfg->lua_cpath);
@@ -523,4 +525,5 @@ void mb_free(mb_runtime *rt) {
   pathset_unref(rt->paths);
   free((char *)rt->progname);
   free(rt);
+  alloc_release();
 }

@@ -11,6 +11,7 @@
 **   reg lock        names <-> pids and proc->name (reg.c)
 **   timer lock      the timer heap (timer.c)
 **   code lock       the code server's modules and versions (code.c)
+**   pool lock       the Lua heaps' global block pool (alloc.c); shared by all runtimes
 ** Lock-free: pid lookup (refcount + pid check), mailbox pushes, process state changes.
 */
 #ifndef RT_H
