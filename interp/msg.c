@@ -155,7 +155,7 @@ static int put_lstr(msg_buf *b, const void *s, size_t len) {
   return rc ? rc : msg_buf_add(b, s, len);
 }
 
-int msgb_count(msg_buf *b, unsigned n) { return put_varint(b, n); }
+int msgb_count(msg_buf *b, unsigned n) { return put_varint(b, (uint64_t)n << 1); }
 int msgb_nil(msg_buf *b) { return buf_byte(b, MSG_NIL); }
 int msgb_bool(msg_buf *b, int v) { return buf_byte(b, v ? MSG_TRUE : MSG_FALSE); }
 
@@ -363,6 +363,7 @@ struct msg_enc {
   pmap seen;     /* lua_topointer -> object id */
   pmap upvals;   /* lua_upvalueid -> (function id, upvalue index) */
   uint64_t nobj;
+  int refs;      /* an OBJREF or upvalue join was written: the count's flag bit */
   int loaded;    /* stack index of package.loaded, 0 if there is none */
   int k;         /* k of "<root> #k"; 0 when a single value is encoded */
   const char *root;
@@ -406,6 +407,7 @@ static void enc_reset(msg_enc *e, const char *root) {
   pmap_clear(&e->seen);
   pmap_clear(&e->upvals);
   e->nobj = 0;
+  e->refs = 0;
   e->npath = 0;
   e->k = 0;
   e->root = root ? root : "msg";
@@ -487,6 +489,7 @@ static int refuse_deep(lua_State *L, msg_enc *e, const char *what) {
 static int seen_ref(msg_enc *e, const void *p, int *rc) {
   uint64_t id;
   if (!pmap_get(&e->seen, p, &id, NULL)) return 0;
+  e->refs = 1;
   *rc = buf_byte(&e->buf, MSG_OBJREF);
   if (!*rc) *rc = put_varint(&e->buf, id);
   return 1;
@@ -630,6 +633,7 @@ static int enc_upvalue(lua_State *L, msg_enc *e, int f, uint64_t fid, int i, int
   if (!name) return luaL_error(L, "function has an invalid upvalue");
   cell = lua_upvalueid(L, f, i);
   if (pmap_get(&e->upvals, cell, &jfid, &jn)) {
+    e->refs = 1;
     rc = buf_byte(&e->buf, MSG_UV_JOIN);
     if (!rc) rc = put_varint(&e->buf, jfid);
     if (!rc) rc = buf_byte(&e->buf, jn);
@@ -760,6 +764,7 @@ int msg_encode(lua_State *L, int idx, int n, msg_enc *e, const char *root,
   lua_settop(L, top);
   if (rc == MB_EUNCOPYABLE) lua_pushlstring(L, (const char *)e->err.p, e->err.len);
   if (rc) return rc;
+  if (e->refs) e->buf.p[0] |= 1;   /* the count's low bit: its first byte's */
   *out = e->buf.p;
   *outlen = e->buf.len;
   return 0;
@@ -772,9 +777,10 @@ int msg_encode(lua_State *L, int idx, int n, msg_enc *e, const char *root,
 ** =================================================================== */
 
 /*
-** Decoding state for one blob (an embedded blob gets its own). Objects go into a Lua table
-** at stack slot objs, created at the first object: objs[id + 1] is the object and
-** objs[-(id + 1)] is true when it is a function decoded here (a valid upvalue-join target).
+** Decoding state for one blob (an embedded blob gets its own). When the blob refers back to
+** its objects, they go into a Lua table at stack slot objs, created at the first object:
+** objs[id + 1] is the object and objs[-(id + 1)] is true when it is a function decoded here
+** (a valid upvalue-join target). Otherwise (most messages) objs is 0 and nothing is kept.
 */
 typedef struct dec {
   rd r;
@@ -784,15 +790,14 @@ typedef struct dec {
 
 static int dec_value(lua_State *L, dec *d, int depth);
 
-/* Pushes the placeholder slot for the object table. */
-static void dec_init(lua_State *L, dec *d, const unsigned char *p, size_t len) {
+static void dec_init(dec *d, const unsigned char *p, size_t len) {
   rd_init(&d->r, p, len);
-  lua_pushnil(L);
-  d->objs = lua_gettop(L);
+  d->objs = 0;
   d->nobj = 0;
 }
 
 static void add_object(lua_State *L, dec *d, int v, int isfunc) {
+  if (d->objs == 0) return;
   if (lua_isnil(L, d->objs)) {
     lua_newtable(L);
     lua_replace(L, d->objs);
@@ -805,10 +810,17 @@ static void add_object(lua_State *L, dec *d, int v, int isfunc) {
   }
 }
 
-/* Reads the count and the values; `one` demands a count of 1 (embedded blobs). */
+/* Reads the count and the values; `one` demands a count of 1 (embedded blobs). Pushes the
+** slot of the object table first when the blob refers back to objects (see dec). */
 static int dec_blob(lua_State *L, dec *d, int depth, int one, uint64_t *count) {
   uint64_t n, i;
-  if (rd_varint(&d->r, &n) || n > rd_left(&d->r) || (one && n != 1)) return MB_EBADMSG;
+  if (rd_varint(&d->r, &n)) return MB_EBADMSG;
+  if (n & 1) {
+    lua_pushnil(L);
+    d->objs = lua_gettop(L);
+  }
+  n >>= 1;
+  if (n > rd_left(&d->r) || (one && n != 1)) return MB_EBADMSG;
   for (i = 0; i < n; i++) {
     luaL_checkstack(L, 4, "message has too many values");
     if (dec_value(L, d, depth)) return MB_EBADMSG;
@@ -1005,9 +1017,9 @@ static int dec_embed(lua_State *L, dec *d, int depth) {
   dec sub;
   if (depth >= MB_MSG_MAXDEPTH || rd_bytes(&d->r, &s, &len)) return MB_EBADMSG;
   luaL_checkstack(L, 6, "message nested too deeply");
-  dec_init(L, &sub, s, len);
+  dec_init(&sub, s, len);
   if (dec_blob(L, &sub, depth + 1, 1, &n)) return MB_EBADMSG;
-  lua_remove(L, sub.objs);
+  if (sub.objs) lua_remove(L, sub.objs);
   return 0;
 }
 
@@ -1060,12 +1072,12 @@ int msg_decode(lua_State *L, const unsigned char *p, size_t len) {
   uint64_t n;
   dec d;
   luaL_checkstack(L, 4, "message too complex");
-  dec_init(L, &d, p, len);
+  dec_init(&d, p, len);
   if (dec_blob(L, &d, 0, 0, &n)) {
     lua_settop(L, base);
     return MB_EBADMSG;
   }
-  lua_remove(L, d.objs);
+  if (d.objs) lua_remove(L, d.objs);
   return (int)n;
 }
 
@@ -1315,7 +1327,8 @@ static int fmt_value(fmt *f, int depth) {
 static int fmt_blob(fmt *f, int depth, int one) {
   uint64_t n, i;
   int rc;
-  if (rd_varint(&f->r, &n) || n > rd_left(&f->r) || (one && n != 1)) return MB_EBADMSG;
+  if (rd_varint(&f->r, &n) || (n >>= 1) > rd_left(&f->r) || (one && n != 1))
+    return MB_EBADMSG;
   for (i = 0; i < n; i++) {
     if (i && (rc = puts_(f, ", ")) != 0) return rc;
     if ((rc = fmt_value(f, depth)) != 0) return rc;
@@ -1349,7 +1362,7 @@ int msg_is_string(const unsigned char *p, size_t len, const char *s) {
   unsigned tag;
   rd r;
   rd_init(&r, p, len);
-  if (rd_varint(&r, &n) || n != 1 || rd_byte(&r, &tag) || tag != MSG_STR ||
+  if (rd_varint(&r, &n) || n >> 1 != 1 || rd_byte(&r, &tag) || tag != MSG_STR ||
       rd_bytes(&r, &str, &slen) || r.p != r.end)
     return 0;
   return slen == strlen(s) && memcmp(str, s, slen) == 0;

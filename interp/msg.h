@@ -5,7 +5,10 @@
 **
 ** Blob format (integers little-endian; varint = unsigned LEB128):
 **
-**   blob   := varint(n) value{n}                      n values, one object-id space
+**   blob   := varint(n << 1 | r) value{n}             n values, one object-id space; r is 1
+**                                                     when an OBJREF or upvalue join refers
+**                                                     back to an object (else the decoder
+**                                                     keeps no table of objects)
 **   value  := 0x00                                    nil
 **           | 0x01 | 0x02                             false | true
 **           | 0x03 varint(zigzag(i))                  integer (zigzag: (i << 1) ^ (i >> 63))

@@ -213,7 +213,7 @@ void ptab_free(mb_runtime *rt) {
 /* ================================================================ exit reasons */
 
 /* The reason of last resort, when even a few bytes cannot be allocated. */
-static const unsigned char ENOMEM_REASON[] = {1, MSG_STR, 6, 'e', 'n', 'o', 'm', 'e', 'm'};
+static const unsigned char ENOMEM_REASON[] = {2, MSG_STR, 6, 'e', 'n', 'o', 'm', 'e', 'm'};
 
 static void free_reason(proc *p) {
   if (p->reason != ENOMEM_REASON) free(p->reason);
@@ -239,7 +239,7 @@ void proc_set_exit_string(proc *p, const char *reason, int killed) {
   unsigned char buf[64];
   size_t n = strlen(reason);
   if (n > sizeof buf - 3) n = sizeof buf - 3;
-  buf[0] = 1;
+  buf[0] = 1 << 1;   /* one value, no back references (msg.h) */
   buf[1] = MSG_STR;
   buf[2] = (unsigned char)n;
   memcpy(buf + 3, reason, n);

@@ -279,6 +279,18 @@ TEST(cycles_and_sharing) {
   CHECK(truthy(R, "local k, x = next(v5) return k == v5 and x == v5"));
 }
 
+/* The count's low bit says whether the decoder must keep its objects: only when a value
+** refers back to an earlier one (a shared table, a cycle, a joined upvalue). */
+TEST(back_reference_flag) {
+  CHECK(send("return {1, {2}, x = {y = 'z'}}, 'a'") == 2);
+  CHECK(last.p[0] == 2 << 1);
+  CHECK(send("local s = {} return {s, s}") == 1);
+  CHECK(last.p[0] == (1 << 1 | 1));
+  CHECK(truthy(R, "return v[1] == v[2]"));
+  CHECK(send("local n = 0 return function() n = n + 1 end, function() return n end") == 2);
+  CHECK(last.p[0] == (2 << 1 | 1));
+}
+
 /* }================================================================== */
 
 /* {==================================================================
@@ -573,11 +585,13 @@ TEST(corrupted_blobs_random) {
   CHECK(bad == 0);
 }
 
-/* A blob of two values: a table (object 0) and a function with one upvalue of kind `uv`. */
+/* A blob of two values: a table (object 0) and a function with one upvalue of kind `uv`;
+** its count says it may refer back to objects (an upvalue join does). */
 static void func_blob(msg_buf *b, const unsigned char *code, size_t len, unsigned nups,
                       const unsigned char *uv, size_t uvlen) {
   b->len = 0;
   msgb_count(b, 2);
+  b->p[0] |= 1;
   msgb_table(b, 0, 0);
   msg_buf_add(b, "\x09", 1);
   {
@@ -593,21 +607,23 @@ static void func_blob(msg_buf *b, const unsigned char *code, size_t len, unsigne
 
 TEST(malformed_blobs) {
   static const struct { const char *bytes; size_t len; } cases[] = {
-    {"\x01\x0D", 2},                                /* unknown tag */
-    {"\x01\x08\x01\x00\x00\x00\x00\x00\x00\x00", 10},  /* term without TERM_BIT */
-    {"\x01\x06\x00\x00\x00\x00\x01\x00\x00\x00\x00\x01", 12},  /* nil key */
-    {"\x01\x06\x00\x00\x00\x00\x01\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\xf8\x7f\x01", 20},
-    {"\x01\x07\x00", 3},                            /* OBJREF with no objects */
-    {"\x02\x06\x00\x00\x00\x00\x00\x00\x00\x00\x07\x01", 12},  /* OBJREF past the end */
-    {"\x01\x01\x01", 3},                            /* trailing garbage */
-    {"\x02\x01", 2},                                /* fewer values than counted */
-    {"\x01\x0C\x03\x02\x01\x01", 6},                /* embedded count 2 */
-    {"\x01\x0C\x03\x01\x01\x01", 6},                /* embedded trailing garbage */
-    {"\x01\x0C\x00", 3},                            /* empty embedded blob */
-    {"\x01\x05\x05" "abc", 6},                      /* string longer than the blob */
-    {"\x01\x06\xff\xff\xff\xff\x00\x00\x00\x00", 10},  /* narr beyond the bytes left */
-    {"\x01\x03\xff\xff\xff\xff\xff\xff\xff\xff\xff\x7f", 12},  /* varint past 64 bits */
-    {"\x01\x09\x08return 1\x00", 12},               /* text chunk, not bytecode */
+    /* the count is n << 1, plus 1 when the blob refers back to its objects */
+    {"\x02\x0D", 2},                                /* unknown tag */
+    {"\x02\x08\x01\x00\x00\x00\x00\x00\x00\x00", 10},  /* term without TERM_BIT */
+    {"\x02\x06\x00\x00\x00\x00\x01\x00\x00\x00\x00\x01", 12},  /* nil key */
+    {"\x02\x06\x00\x00\x00\x00\x01\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\xf8\x7f\x01", 20},
+    {"\x03\x07\x00", 3},                            /* OBJREF with no objects */
+    {"\x05\x06\x00\x00\x00\x00\x00\x00\x00\x00\x07\x01", 12},  /* OBJREF past the end */
+    {"\x04\x06\x00\x00\x00\x00\x00\x00\x00\x00\x07\x00", 12},  /* OBJREF, flag not set */
+    {"\x02\x01\x01", 3},                            /* trailing garbage */
+    {"\x04\x01", 2},                                /* fewer values than counted */
+    {"\x02\x0C\x03\x04\x01\x01", 6},                /* embedded count 2 */
+    {"\x02\x0C\x03\x02\x01\x01", 6},                /* embedded trailing garbage */
+    {"\x02\x0C\x00", 3},                            /* empty embedded blob */
+    {"\x02\x05\x05" "abc", 6},                      /* string longer than the blob */
+    {"\x02\x06\xff\xff\xff\xff\x00\x00\x00\x00", 10},  /* narr beyond the bytes left */
+    {"\x02\x03\xff\xff\xff\xff\xff\xff\xff\xff\xff\x7f", 12},  /* varint past 64 bits */
+    {"\x02\x09\x08return 1\x00", 12},               /* text chunk, not bytecode */
   };
   msg_buf b;
   size_t i;
@@ -759,11 +775,11 @@ TEST(format_malformed) {
   msg_buf_init(&b);
   CHECK_STR(format(&b, &rc), "<bad message>");
   CHECK(rc == MB_EBADMSG);
-  msg_buf_add(&b, "\x02\x03\x02\xff", 4);
+  msg_buf_add(&b, "\x04\x03\x02\xff", 4);
   CHECK_STR(format(&b, &rc), "1, <bad message>");
   CHECK(rc == MB_EBADMSG);
   b.len = 0;
-  msg_buf_add(&b, "\x01\x06\x02\x00\x00\x00\x00\x00\x00\x00\x01\x0D", 12);
+  msg_buf_add(&b, "\x02\x06\x02\x00\x00\x00\x00\x00\x00\x00\x01\x0D", 12);
   CHECK_STR(format(&b, &rc), "{false, <bad message>");
   CHECK(rc == MB_EBADMSG);
   msg_buf_free(&b);
@@ -829,6 +845,7 @@ int main(void) {
   RUN(truncated_blobs);
   RUN(corrupted_blobs_every_byte);
   RUN(corrupted_blobs_random);
+  RUN(back_reference_flag);
   RUN(malformed_blobs);
   RUN(malformed_functions);
   RUN(unresolvable_names_raise);
