@@ -7,10 +7,11 @@
 ** chunks (asked to be huge pages, which halves the page faults a burst of spawns takes).
 ** A free block holds the next pointer of its list.
 **
-** Each thread keeps a free list per class (a thread-local cache, no lock). A list that
-** grows past 2 * BATCH gives BATCH blocks back to the global pool; an empty one takes a
-** batch from the pool, or carves a fresh batch from the current chunk. Blocks move freely
-** between threads: a process may die on another thread than the one that made it.
+** Each thread keeps free lists per class (a thread-local cache, no lock): a working list
+** of up to BATCH blocks and one whole batch in reserve. Past that, whole batches go to the
+** global pool; an empty cache takes a batch from the pool, or carves a fresh one from the
+** current chunk. Blocks move freely between threads: a process may die on another thread
+** than the one that made it; a thread that ends gives its blocks back.
 **
 ** Lock discipline: `pool.lock` guards the pool's batch stacks, the current chunk and the
 ** chunk list; it is a leaf (nothing else is taken under it).
@@ -23,6 +24,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -65,7 +67,8 @@ typedef struct chunk {
 
 static struct {
   pthread_mutex_t lock;
-  block *batches[NCLASS];            /* stacks of BATCH-block lists */
+  block *batches[NCLASS];            /* stacks of lists of exactly BATCH blocks */
+  block *loose[NCLASS];              /* blocks of threads that ended (any number) */
   char *cur, *end;                   /* the chunk being carved */
   chunk *chunks;
   int runtimes;                      /* live runtimes (alloc_retain/alloc_release) */
@@ -73,8 +76,10 @@ static struct {
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 #ifndef USE_MALLOC
+/* Per class: `hot` (n blocks, at most BATCH) serves and takes blocks; `full` is a whole
+** batch kept in reserve. Counts are exact, so no path walks a list except a thread's end. */
 typedef struct cache {
-  block *head[NCLASS];
+  block *hot[NCLASS], *full[NCLASS];
   unsigned n[NCLASS];
   unsigned gen;
   int live;                          /* registered for the flush at thread exit */
@@ -92,12 +97,12 @@ static size_t size_of(size_t c) {
   return c < NFINE ? (c + 1) * GRAIN : FINE + (c - NFINE + 1) * COARSE;
 }
 
-/* Carve n blocks of class c from the current chunk (a new one when it runs out), as a
-** list. pool.lock held. NULL when the system has no memory. */
-static block *carve(size_t c, int n) {
+/* Carve a batch of class c from the current chunk (a new one when it runs out). pool.lock
+** held. Fewer than BATCH blocks (or NULL) only when the system has no memory. */
+static block *carve(size_t c, unsigned *n) {
   size_t size = size_of(c);
   block *head = NULL, **tail = &head;
-  for (int i = 0; i < n; i++) {
+  for (*n = 0; *n < BATCH; ++*n) {
     if (pool.cur == NULL || (size_t)(pool.end - pool.cur) < size) {
       char *m = mmap(NULL, CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
       if (m == MAP_FAILED) break;
@@ -119,19 +124,44 @@ static block *carve(size_t c, int n) {
   return head;
 }
 
-/* Give back what this thread caches (at thread exit, and before a cache is dropped). */
+/* A list for an empty cache: a batch from the pool, else loose blocks, else fresh ones.
+** pool.lock held. */
+static block *refill(size_t c, unsigned *n) {
+  block *b = pool.batches[c];
+  if (b != NULL) {
+    pool.batches[c] = b->batch;
+    *n = BATCH;
+    return b;
+  }
+  if ((b = pool.loose[c]) != NULL) {
+    block *last = b;
+    for (*n = 1; *n < BATCH && last->next; ++*n) last = last->next;
+    pool.loose[c] = last->next;
+    last->next = NULL;
+    return b;
+  }
+  return carve(c, n);
+}
+
+static void put_loose(size_t c, block *list) {
+  while (list) {
+    block *next = list->next;
+    list->next = pool.loose[c];
+    pool.loose[c] = list;
+    list = next;
+  }
+}
+
+/* Give back what this thread caches (at thread exit). */
 static void flush(cache *t) {
-  if (t->gen != atomic_load_explicit(&pool.gen, memory_order_acquire)) return;
   pthread_mutex_lock(&pool.lock);
   if (t->gen == atomic_load_explicit(&pool.gen, memory_order_relaxed))
     for (size_t c = 0; c < NCLASS; c++) {
-      if (t->head[c] == NULL) continue;
-      t->head[c]->batch = pool.batches[c];   /* a short batch is fine */
-      pool.batches[c] = t->head[c];
+      put_loose(c, t->hot[c]);
+      put_loose(c, t->full[c]);
     }
   pthread_mutex_unlock(&pool.lock);
-  memset(t->head, 0, sizeof t->head);
-  memset(t->n, 0, sizeof t->n);
+  memset(t, 0, offsetof(cache, gen));
 }
 
 static void at_thread_exit(void *ud) { flush(ud); }
@@ -143,8 +173,7 @@ static cache *my_cache(void) {
   cache *t = &tc;
   unsigned g = atomic_load_explicit(&pool.gen, memory_order_acquire);
   if (t->gen != g) {
-    memset(t->head, 0, sizeof t->head);
-    memset(t->n, 0, sizeof t->n);
+    memset(t, 0, offsetof(cache, gen));
     t->gen = g;
   }
   if (!t->live) {
@@ -157,18 +186,19 @@ static cache *my_cache(void) {
 
 static void *small_alloc(size_t c) {
   cache *t = my_cache();
-  block *b = t->head[c];
+  block *b = t->hot[c];
   if (b == NULL) {
-    unsigned n = 0;
-    pthread_mutex_lock(&pool.lock);
-    if ((b = pool.batches[c]) != NULL) pool.batches[c] = b->batch;
-    else b = carve(c, BATCH);
-    pthread_mutex_unlock(&pool.lock);
-    if (b == NULL) return NULL;
-    for (block *x = b; x; x = x->next) n++;
-    t->n[c] = n;
+    if ((b = t->full[c]) != NULL) {
+      t->full[c] = NULL;
+      t->n[c] = BATCH;
+    } else {
+      pthread_mutex_lock(&pool.lock);
+      b = refill(c, &t->n[c]);
+      pthread_mutex_unlock(&pool.lock);
+      if (b == NULL) return NULL;
+    }
   }
-  t->head[c] = b->next;
+  t->hot[c] = b->next;
   t->n[c]--;
   return b;
 }
@@ -176,20 +206,22 @@ static void *small_alloc(size_t c) {
 static void small_free(void *p, size_t c) {
   cache *t = my_cache();
   block *b = p;
-  b->next = t->head[c];
-  t->head[c] = b;
-  if (++t->n[c] < 2 * BATCH) return;
-  block *last = b;                     /* hand the first BATCH blocks to the pool */
-  for (int i = 1; i < BATCH; i++) last = last->next;
-  t->head[c] = last->next;
-  t->n[c] -= BATCH;
-  last->next = NULL;
-  pthread_mutex_lock(&pool.lock);
-  b->batch = pool.batches[c];
-  pool.batches[c] = b;
-  pthread_mutex_unlock(&pool.lock);
+  if (t->n[c] == BATCH) {              /* hot is a whole batch: keep it in reserve */
+    block *spill = t->full[c];
+    t->full[c] = t->hot[c];
+    t->hot[c] = NULL;
+    t->n[c] = 0;
+    if (spill) {                       /* and the reserve goes to the pool */
+      pthread_mutex_lock(&pool.lock);
+      spill->batch = pool.batches[c];
+      pool.batches[c] = spill;
+      pthread_mutex_unlock(&pool.lock);
+    }
+  }
+  b->next = t->hot[c];
+  t->hot[c] = b;
+  t->n[c]++;
 }
-
 #endif
 
 void *alloc_lua(void *ptr, size_t osize, size_t nsize) {
@@ -235,6 +267,7 @@ void alloc_release(void) {
     pool.chunks = NULL;
     pool.cur = pool.end = NULL;
     memset(pool.batches, 0, sizeof pool.batches);
+  memset(pool.loose, 0, sizeof pool.loose);
     atomic_fetch_add_explicit(&pool.gen, 1, memory_order_release);
   }
   pthread_mutex_unlock(&pool.lock);
