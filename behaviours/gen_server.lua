@@ -152,36 +152,46 @@ M._quiet = quiet
 
 -- ===================================================================== calls
 
+-- Tables every request uses, made once: the options, and the reply patterns (their tag
+-- is set for each request; a process makes one request at a time).
+local ALIAS, FLUSH = {alias = true}, {flush = true}
+local REPLY, DOWN = {false, ANY}, {"DOWN", false, ANY, ANY, ANY}
+local REPLY_OR_DOWN = process.any_of(REPLY, DOWN)
+
 --- A synchronous request: the shared path of call and of sys's requests. `label` is the
--- message tag ("$gen_call" or "system"), `what` names the caller in exit reasons.
+-- message tag ("$gen_call" or "system"); `what(args, server, request, timeout)` names the
+-- caller in exit reasons (made only when one is raised).
 function M._request(server, label, request, timeout, what, args)
   local pid = M.whereis(server)
-  if pid == nil then error({"noproc", what(args)}) end
-  if pid == process.self() then error({"calling_self", what(args)}) end
-  local tag = process.monitor(pid, {alias = true})
-  local sent, err = pcall(process.send, pid, {label, {process.self(), tag}, request})
+  if pid == nil then error({"noproc", what(args, server, request, timeout)}) end
+  local me = process.self()
+  if pid == me then error({"calling_self", what(args, server, request, timeout)}) end
+  local tag = process.monitor(pid, ALIAS)
+  local sent, err = pcall(process.send, pid, {label, {me, tag}, request})
   if not sent then   -- the request cannot be copied: end the monitor, name the culprit
-    process.demonitor(tag, {flush = true})
+    process.demonitor(tag, FLUSH)
     error((tostring(err):gsub("^msg%[3%]", "request")), 3)
   end
-  local msg = process.receive(process.any_of({tag, ANY}, {"DOWN", tag, ANY, ANY, ANY}),
-                              timeout)
+  REPLY[1], DOWN[2] = tag, tag
+  local msg = process.receive(REPLY_OR_DOWN, timeout)
   if msg == nil then
-    process.demonitor(tag, {flush = true})   -- ends the alias: no later reply can come in
-    local late = process.receive({tag, ANY}, 0)   -- one may have come just before
+    process.demonitor(tag, FLUSH)   -- ends the alias: no later reply can come in
+    local late = process.receive(REPLY, 0)   -- one may have come just before
     if late then return late[2] end
-    error({"timeout", what(args)})
+    error({"timeout", what(args, server, request, timeout)})
   end
-  if msg[1] == "DOWN" then error({msg[5], what(args)}) end
-  process.demonitor(tag, {flush = true})
+  if msg[1] == "DOWN" then error({msg[5], what(args, server, request, timeout)}) end
+  process.demonitor(tag, FLUSH)
   return msg[2]
 end
 
-local function call_args(t) return {"gen_server", "call", t} end
+local function call_args(_, server, request, timeout)
+  return {"gen_server", "call", {server, request, timeout}}
+end
 
 function M.call(server, request, timeout)
   if timeout == nil then timeout = 5000 end
-  return M._request(server, "$gen_call", request, timeout, call_args, {server, request, timeout})
+  return M._request(server, "$gen_call", request, timeout, call_args)
 end
 
 function M.cast(server, msg)
