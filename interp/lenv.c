@@ -1,4 +1,5 @@
 /* lenv.c — creating a process's lua_State: stock libraries adapted to processes. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,14 +122,17 @@ static int l_os_exit(lua_State *L) {
 /* ================================================================ libraries on demand */
 
 /*
-** A process starts with the base library and `process` only; each other standard library
-** opens the first time it is reached: as a global (the globals' __index), through require
-** (package.preload), through a string method or string arithmetic (a stand-in metatable
-** for strings), or when a message names it. That saves most of a state's cost (about
-** 15 µs and 14 KB of the 20 a state with every library has). pairs(_G),
-** getmetatable(_G), setmetatable(_G, ...) and opening debug first open them all, so a
-** program that looks at the globals as a whole sees what lua gives it; only rawget and
-** next on _G can tell the difference. The main process opens everything at once.
+** A process starts with `process` and a few base functions only; each other standard
+** library opens the first time it is reached: as a global (the globals' __index), through
+** require (package.preload), through a string method or string arithmetic (a stand-in
+** metatable for strings), or when a message names it. Base functions enter _G the same
+** way: they have no upvalues, so the C functions are found once in a scratch state and
+** pushed as light C functions, which cost nothing until used. That saves most of a
+** state's cost (about 17 µs and 16 KB of the 20 a state with every library has).
+** Assigning a global of one of those names first opens it (so `string = nil` stays nil),
+** and pairs(_G), getmetatable(_G), setmetatable(_G, ...) and opening debug open them all,
+** so a program that looks at the globals as a whole sees what lua gives it; only rawget
+** and next on _G can tell the difference. A host's top-level programs open everything.
 */
 
 static int open_package(lua_State *L);
@@ -155,6 +159,46 @@ enum { NLIBS = sizeof LIBS / sizeof LIBS[0], DEBUG_LIB = NLIBS - 1 };
 
 static char LAZY_KEY;   /* registry[&LAZY_KEY]: the globals' metatable while libraries wait */
 
+/* Base globals on demand (the ones Moonbeam replaces are set at once, see adapt_base);
+** _VERSION is the last bit of proc->base_set. */
+static const char *const BASE[] = {
+  "assert", "collectgarbage", "dofile", "error", "ipairs", "load", "loadfile", "next",
+  "pairs", "rawequal", "rawget", "rawlen", "rawset", "select", "tonumber", "tostring",
+  "type", "warn"};
+enum { NBASE = sizeof BASE / sizeof BASE[0], VERSION_BIT = NBASE, NEXT = 7 /* BASE[7] */ };
+static lua_CFunction base_fn[NBASE];
+static pthread_once_t base_once = PTHREAD_ONCE_INIT;
+
+static void find_base(void) {
+  lua_State *L = luaL_newstate();
+  if (L == NULL) return;               /* base_fn[0] stays NULL: setup opens base itself */
+  luaL_requiref(L, LUA_GNAME, luaopen_base, 1);
+  for (int i = 0; i < NBASE; i++) {
+    lua_getfield(L, -1, BASE[i]);
+    base_fn[i] = lua_tocfunction(L, -1);
+    lua_pop(L, 1);
+  }
+  lua_close(L);
+}
+
+static int base_index(const char *name) {
+  for (int i = 0; i < NBASE; i++)
+    if (strcmp(name, BASE[i]) == 0) return i;
+  return strcmp(name, "_VERSION") == 0 ? VERSION_BIT : -1;
+}
+
+/* Puts base global b into the globals (at idx) unless it was put or assigned before. */
+static void put_base(lua_State *L, int idx, int b) {
+  proc *p = proc_of(L);
+  if (p->base_set & (1u << b)) return;
+  p->base_set |= 1u << b;
+  idx = lua_absindex(L, idx);
+  lua_pushstring(L, b == VERSION_BIT ? "_VERSION" : BASE[b]);
+  if (b == VERSION_BIT) lua_pushliteral(L, LUA_VERSION);
+  else lua_pushcfunction(L, base_fn[b]);
+  lua_rawset(L, idx);
+}
+
 static int lib_index(const char *name) {
   if (strcmp(name, "require") == 0) return 0;   /* package's global */
   for (int i = 0; i < NLIBS; i++)
@@ -171,8 +215,10 @@ static void open_lib(lua_State *L, int i) {
   lua_remove(L, -2);
   if (open) return;
   lua_pop(L, 1);
+  proc_of(L)->lib_opening++;           /* its own globals are not a program's assignments */
   luaL_requiref(L, LIBS[i].name, LIBS[i].open, 1);
   if (LIBS[i].adapt) LIBS[i].adapt(L);
+  proc_of(L)->lib_opening--;
   if (i == DEBUG_LIB) open_all(L);   /* debug.getmetatable would show the stand-in */
 }
 
@@ -183,6 +229,7 @@ static void open_all(lua_State *L) {
     lua_pop(L, 1);
   }
   lua_pushglobaltable(L);
+  for (int b = 0; b <= VERSION_BIT; b++) put_base(L, -1, b);
   if (!lua_getmetatable(L, -1)) {
     lua_pop(L, 1);
     return;
@@ -203,23 +250,46 @@ static void open_all_for(lua_State *L, int idx) {
   if (g) open_all(L);
 }
 
-/* __index of the globals: a library's name opens it. */
+/* Opens the library or puts the base global named by the string at idx, if it is one. */
+static void open_name(lua_State *L, int idx) {
+  const char *k = lua_type(L, idx) == LUA_TSTRING ? lua_tostring(L, idx) : NULL;
+  int i;
+  if (k == NULL) return;
+  if ((i = base_index(k)) >= 0) {
+    put_base(L, 1, i);
+  } else if ((i = lib_index(k)) >= 0) {
+    open_lib(L, i);
+    lua_pop(L, 1);
+  }
+}
+
+/* __index of the globals: a library's or base global's name opens it. */
 static int lazy_global(lua_State *L) {
-  int i = lua_type(L, 2) == LUA_TSTRING ? lib_index(lua_tostring(L, 2)) : -1;
-  if (i < 0) return 0;
-  open_lib(L, i);
-  lua_pop(L, 1);
+  open_name(L, 2);
+  lua_settop(L, 2);
   lua_rawget(L, 1);
   return 1;
 }
 
-/* __pairs of the globals: open everything, then iterate as pairs would (upvalue: next). */
+/* __newindex of the globals: what the name stands for first, then the assignment. */
+static int lazy_assign(lua_State *L) {
+  if (!proc_of(L)->lib_opening) open_name(L, 2);
+  lua_settop(L, 3);
+  lua_rawset(L, 1);
+  return 0;
+}
+
+/* __pairs of the globals: open everything, then iterate as pairs would. */
 static int lazy_pairs(lua_State *L) {
   open_all(L);
-  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushcfunction(L, base_fn[NEXT]);   /* next */
   lua_pushvalue(L, 1);
   lua_pushnil(L);
   return 3;
+}
+
+void lenv_push_next(lua_State *L) {
+  lua_pushcfunction(L, base_fn[NEXT]);
 }
 
 /* package.preload entry of every library: require "string" before anything opened it. */
@@ -343,11 +413,18 @@ static void adapt_base(lua_State *L) {
                                  {"setmetatable", l_setmetatable}, {NULL, NULL}};
   lua_pushglobaltable(L);
   luaL_setfuncs(L, fns, 0);
-  lua_createtable(L, 0, 2);                 /* the globals' stand-in metatable */
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -2, LUA_GNAME);           /* _G._G */
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_pushvalue(L, -2);
+  lua_setfield(L, -2, LUA_GNAME);           /* package.loaded._G */
+  lua_pop(L, 1);
+  lua_createtable(L, 0, 3);                 /* the globals' stand-in metatable */
   lua_pushcfunction(L, lazy_global);
   lua_setfield(L, -2, "__index");
-  lua_getfield(L, -2, "next");
-  lua_pushcclosure(L, lazy_pairs, 1);
+  lua_pushcfunction(L, lazy_assign);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushcfunction(L, lazy_pairs);
   lua_setfield(L, -2, "__pairs");
   lua_pushvalue(L, -1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &LAZY_KEY);
@@ -364,8 +441,8 @@ static int setup(lua_State *L) {
     p->paths = req->paths;
     req->paths = NULL;
   }
-  luaL_requiref(L, LUA_GNAME, luaopen_base, 1);
-  lua_pop(L, 1);
+  pthread_once(&base_once, find_base);
+  if (base_fn[0] == NULL) return luaL_error(L, "not enough memory");
   adapt_base(L);
   luaL_requiref(L, "process", luaopen_process, 1);
   lua_pop(L, 1);

@@ -11,4 +11,7 @@
 /* Create p->L and p->body for p->boot. 0, or MB_ENOMEM (p->L stays NULL). */
 int lenv_open(proc *p);
 
+/* Pushes base's next (which pairs returns), whether or not L's globals have it yet. */
+void lenv_push_next(lua_State *L);
+
 #endif

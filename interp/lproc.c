@@ -10,6 +10,7 @@
 
 #include "code.h"
 #include "link.h"
+#include "lenv.h"
 #include "lproc.h"
 #include "mbconf.h"
 #include "msg.h"
@@ -1074,7 +1075,7 @@ static int lib_index(lua_State *L) {
 static int lib_pairs(lua_State *L) {
   for (const luaL_Reg *f = FNS; f->name; f++)
     if (lua_getfield(L, 1, f->name) != LUA_TNIL) lua_pop(L, 1);
-  lua_pushvalue(L, lua_upvalueindex(1));
+  lenv_push_next(L);
   lua_pushvalue(L, 1);
   lua_pushnil(L);
   return 3;
@@ -1087,8 +1088,7 @@ int luaopen_process(lua_State *L) {
   lua_createtable(L, 0, 2);
   lua_pushcfunction(L, lib_index);
   lua_setfield(L, -2, "__index");
-  lua_getglobal(L, "next");
-  lua_pushcclosure(L, lib_pairs, 1);
+  lua_pushcfunction(L, lib_pairs);
   lua_setfield(L, -2, "__pairs");
   lua_setmetatable(L, -2);
   return 1;

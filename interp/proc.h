@@ -151,6 +151,8 @@ struct proc {
   uint64_t code_epoch;          /* the code server's epoch when last looked at */
   int old_code;                 /* modules whose older version may still be on the stack */
   int code_hold;                /* code.switching(false): receive and sleep do not switch */
+  uint32_t base_set;            /* base globals put in _G or assigned so far (lenv.c) */
+  int lib_opening;              /* a standard library is being opened (lenv.c) */
   char *initial_call;
 
   /* under the name-registry lock */

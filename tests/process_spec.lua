@@ -211,6 +211,14 @@ describe("a child's standard libraries, opened when first reached", function()
     assert.are.equal(2, #m)   -- getmetatable(_G) is nil
   end)
 
+  it("keep a program's assignments: a global set to nil before first use stays nil", function()
+    local m = in_child(function()
+      pairs, string, tostring = nil, nil, "mine"
+      return pairs == nil, string == nil, tostring, ("x"):rep(2), _VERSION, type(select)
+    end)
+    assert.are.same({"r", true, true, "mine", "xx", _VERSION, "function"}, m)
+  end)
+
   it("stay reachable when a strict-mode metatable is put on _G", function()
     local m = in_child(function()
       setmetatable(_G, {__index = function(_, k) error("undeclared " .. k, 2) end})
