@@ -418,7 +418,12 @@ static void adapt_base(lua_State *L) {
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   lua_pushvalue(L, -2);
   lua_setfield(L, -2, LUA_GNAME);           /* package.loaded._G */
-  lua_pop(L, 1);
+  lua_pop(L, 2);
+}
+
+/* The stand-in metatables, last: what setup itself puts in _G needs no lookups. */
+static void stand_ins(lua_State *L) {
+  lua_pushglobaltable(L);
   lua_createtable(L, 0, 3);                 /* the globals' stand-in metatable */
   lua_pushcfunction(L, lazy_global);
   lua_setfield(L, -2, "__index");
@@ -447,11 +452,12 @@ static int setup(lua_State *L) {
   luaL_requiref(L, "process", luaopen_process, 1);
   lua_pop(L, 1);
   lproc_open_terms(L);
+  lcoro_open(L);
+  stand_ins(L);
   /* a program the host started is a script as lua runs it: everything open */
   if (req && (req->kind == SPAWN_FILE || req->kind == SPAWN_STRING)) open_all(L);
   lua_newtable(L);
   p->qref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lcoro_open(L);
   p->body = lua_newthread(L);
   luaL_ref(L, LUA_REGISTRYINDEX);
   return 0;

@@ -364,6 +364,7 @@ struct msg_enc {
   pmap upvals;   /* lua_upvalueid -> (function id, upvalue index) */
   uint64_t nobj;
   int refs;      /* an OBJREF or upvalue join was written: the count's flag bit */
+  int cache;     /* msg_enc_cache_code */
   int loaded;    /* stack index of package.loaded, 0 if there is none */
   int k;         /* k of "<root> #k"; 0 when a single value is encoded */
   const char *root;
@@ -582,8 +583,49 @@ static int dump_writer(lua_State *L, const void *p, size_t n, void *ud) {
   return msg_buf_add(ud, p, n) != 0;
 }
 
+void msg_enc_cache_code(msg_enc *e, int on) { e->cache = on; }
+
+static const char CODE_CACHE = 'c';   /* registry[&CODE_CACHE]: function -> its dump */
+
+/* Pushes the table of dumps (weak keys), made on first use. */
+static void push_code_cache(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &CODE_CACHE) == LUA_TTABLE) return;
+  lua_pop(L, 1);
+  lua_createtable(L, 0, 4);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &CODE_CACHE);
+}
+
 static int enc_bytecode(lua_State *L, msg_enc *e, int f) {
+  const char *code;
+  size_t len;
   int rc;
+  if (e->cache) {
+    push_code_cache(L);
+    lua_pushvalue(L, f);
+    if (lua_rawget(L, -2) != LUA_TSTRING) {
+      lua_pop(L, 1);
+      e->code.len = 0;
+      lua_pushvalue(L, f);
+      rc = lua_dump(L, dump_writer, &e->code, 0);
+      lua_pop(L, 1);
+      if (rc) return MB_ENOMEM;
+      lua_pushvalue(L, f);
+      lua_pushlstring(L, (const char *)e->code.p, e->code.len);
+      lua_rawset(L, -3);
+      lua_pushvalue(L, f);
+      lua_rawget(L, -2);             /* cache, dump */
+    }
+    code = lua_tolstring(L, -1, &len);
+    rc = buf_byte(&e->buf, MSG_FUNC);
+    if (!rc) rc = put_lstr(&e->buf, code, len);
+    lua_pop(L, 2);
+    return rc;
+  }
   e->code.len = 0;
   lua_pushvalue(L, f);
   rc = lua_dump(L, dump_writer, &e->code, 0);

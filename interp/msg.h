@@ -92,6 +92,10 @@ int msgb_embed(msg_buf *b, const unsigned char *blob, size_t len);  /* blob of o
 typedef struct msg_enc msg_enc;
 msg_enc *msg_enc_new(void);
 void msg_enc_free(msg_enc *e);
+/* Keep each function's dumped bytecode in the encoding state's registry (a weak table),
+** so sending or spawning the same function again skips lua_dump. For states the runtime
+** owns; off by default (a host's state gets nothing added). */
+void msg_enc_cache_code(msg_enc *e, int on);
 
 /*
 ** Encode the n values at idx .. idx+n-1 of L as one blob. On success returns 0 and sets

@@ -216,6 +216,7 @@ int sched_start(mb_runtime *rt) {
     pthread_condattr_destroy(&ca);
     s->enc = msg_enc_new();
     if (s->enc == NULL) return MB_ENOMEM;
+    msg_enc_cache_code(s->enc, 1);
   }
   pthread_attr_init(&attr);
   pthread_attr_setstacksize(&attr, MB_SCHED_STACK);

@@ -256,3 +256,15 @@ describe("a child's standard libraries, opened when first reached", function()
     assert.are.equal("/first/?.lua;" .. saved, m[2])
   end)
 end)
+
+describe("spawning the same function again", function()
+  it("sends its upvalues as they are now (only the bytecode is kept between sends)", function()
+    local me, n = P.self(), 1
+    local function report() P.send(me, {"n", n}) end
+    P.spawn(report)
+    assert.are.same({"n", 1}, recv({"n"}))
+    n = 2
+    P.spawn(report)
+    assert.are.same({"n", 2}, recv({"n"}))
+  end)
+end)
