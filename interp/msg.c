@@ -789,15 +789,35 @@ static int enc_value(lua_State *L, msg_enc *e, int idx, int depth, int is_key) {
   }
 }
 
+static const char LOADED_KEY = 'l';   /* registry[&LOADED_KEY]: package.loaded, kept */
+
+/* Pushes package.loaded, found by a light-userdata key after the first time (a string key
+** would go through the string cache on every message). */
+static void push_loaded(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &LOADED_KEY) == LUA_TTABLE) return;
+  lua_pop(L, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  if (!lua_istable(L, -1)) return;
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &LOADED_KEY);
+}
+
 int msg_encode(lua_State *L, int idx, int n, msg_enc *e, const char *root,
                const unsigned char **out, size_t *outlen) {
-  int top = lua_gettop(L), k, rc;
+  int top = lua_gettop(L), k, rc, composite = 0;
   if (n < 0) return MB_EINVAL;
   idx = lua_absindex(L, idx);
   enc_reset(e, root);
   luaL_checkstack(L, 8, "message too complex");
-  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-  e->loaded = lua_istable(L, -1) ? lua_gettop(L) : 0;
+  for (k = 0; k < n; k++) {   /* only tables and functions can name modules */
+    int t = lua_type(L, idx + k);
+    composite |= t == LUA_TTABLE || t == LUA_TFUNCTION;
+  }
+  e->loaded = 0;
+  if (composite) {
+    push_loaded(L);
+    e->loaded = lua_istable(L, -1) ? lua_gettop(L) : 0;
+  }
   rc = msgb_count(&e->buf, (unsigned)n);
   for (k = 0; k < n && !rc; k++) {
     e->k = n == 1 ? 0 : k + 1;
