@@ -2,12 +2,12 @@
 #ifndef MBCONF_H
 #define MBCONF_H
 
-/* VM instructions between two calls of the preemption hook. */
 /* Messages a process receives before its collector turns generational (lproc.c). */
 #ifndef MB_GEN_GC_AFTER
 #define MB_GEN_GC_AFTER 64
 #endif
 
+/* VM instructions between two calls of the preemption hook. */
 #ifndef MB_HOOK_COUNT
 #define MB_HOOK_COUNT 1000
 #endif
