@@ -218,12 +218,12 @@ static size_t packet_max(const nsock *s) {
 }
 
 int net_packet(nsock *s, size_t want, size_t *start, size_t *len, size_t *consume) {
-  const unsigned char *p = s->in.p + s->inpos;
+  const unsigned char *p = s->in.p ? s->in.p + s->inpos : NULL;
   size_t avail = s->in.len - s->inpos, n = 0;
   *start = s->inpos;
+  if (avail == 0) return 0;
   switch (s->packet) {
     case PK_RAW:
-      if (avail == 0 || (want && avail < want && !s->eof)) return 0;
       if (want && avail < want) return 0;
       *len = *consume = want ? want : avail;
       return 1;
@@ -231,7 +231,7 @@ int net_packet(nsock *s, size_t want, size_t *start, size_t *len, size_t *consum
       const unsigned char *nl = memchr(p, '\n', avail);
       if (nl == NULL) {
         if (avail > packet_max(s)) return -EMSGSIZE;
-        if (!s->eof || avail == 0) return 0;
+        if (!s->eof) return 0;
         *len = *consume = avail;   /* the last line, unterminated */
         return 1;
       }
