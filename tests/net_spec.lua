@@ -395,6 +395,13 @@ describe("net: sockets in messages", function()
     assert.equal("key", t[r[1]])
   end)
 
+  it("a socket passed to spawn arrives as a handle in the child", function()
+    local c = pair()
+    local me = P.self()
+    spawn(function(sock) P.send(me, {sock, net.is_socket(sock)}) end, c)
+    assert.same({c, true}, P.receive(nil, 2000))
+  end)
+
   it("a closure holding a socket as an upvalue can be sent", function()
     local c, s = pair()
     local me = P.self()
@@ -601,7 +608,10 @@ describe("net: many connections", function()
         P.send(me, {i, r})
       end)
     end
-    for _ = 1, N do assert.equal("connected", P.receive(nil, 60000)) end
+    for _ = 1, N do
+      local r = P.receive(nil, 60000)
+      assert(r == "connected", "a connect failed: " .. tostring(type(r) == "table" and r[2] or r))
+    end
     for k = #spawned - N + 1, #spawned do P.send(spawned[k], "go") end
     local ok = 0
     for _ = 1, N do
