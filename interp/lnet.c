@@ -648,9 +648,11 @@ static int l_unwait(lua_State *L) {
   return 1;
 }
 
+/* A live Lua process (a host mailbox cannot own a socket: it has no Lua state to use it
+** with, and its end does not close sockets). */
 static int pid_alive(mb_runtime *rt, uint64_t pid) {
   proc *p = proc_lookup(rt, pid);
-  int alive = p && atomic_load(&p->state) != P_EXITING;
+  int alive = p && p->host == NULL && atomic_load(&p->state) != P_EXITING;
   if (p) proc_release(p);
   return alive;
 }

@@ -201,6 +201,34 @@ describe("net: timeouts", function()
     assert.is_true(mailbox_empty())
   end)
 
+  it("recv with tiny timeouts racing arriving data loses nothing and leaves no message", function()
+    local c, s = pair()
+    local pid = spawn(function()
+      local sock = P.receive()
+      for i = 1, 200 do
+        net.send(sock, string.format("%03d", i))
+        if i % 3 == 0 then P.sleep(1) end
+      end
+      P.receive()
+    end)
+    net.controlling_process(c, pid)
+    P.send(pid, c)
+    local got, timeouts = {}, 0
+    while #table.concat(got) < 600 do
+      local d, err = net.recv(s, 0, 1)
+      if d then got[#got + 1] = d
+      else
+        assert.equal("timeout", err)
+        timeouts = timeouts + 1
+      end
+    end
+    local want = {}
+    for i = 1, 200 do want[i] = string.format("%03d", i) end
+    assert.equal(table.concat(want), table.concat(got))
+    P.sleep(20)
+    assert.is_true(mailbox_empty())
+  end)
+
   it("a send to a peer that never reads times out", function()
     local c = pair({sndbuf = 65536})
     local big = string.rep("x", 32 * 1024 * 1024)
