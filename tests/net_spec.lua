@@ -119,6 +119,21 @@ describe("net: TCP basics", function()
     assert.same({#big, true}, r)
   end)
 
+  it("works over IPv6 loopback (where the machine has it)", function()
+    local ls, err = net.listen(0, {ip = "::1"})
+    if not ls then
+      assert.is_truthy(err == "eaddrnotavail" or err == "eafnosupport", err)
+      return
+    end
+    keep(ls)
+    local _, port = net.sockname(ls)
+    local c = keep(assert(net.connect("::1", port, nil, 2000)))
+    local s = keep(assert(net.accept(ls, 2000)))
+    net.send(c, "six")
+    assert.equal("six", net.recv(s, 0, 1000))
+    assert.equal("::1", (net.peername(s)))
+  end)
+
   it("reports the reasons: econnrefused, eaddrinuse, nxdomain", function()
     local ls, port = listen()
     net.close(ls)
