@@ -404,20 +404,21 @@ function M.udp_open(port, opts)
   return s
 end
 
---- Sends one datagram -> true | nil, err.
-function M.sendto(s, host, port, data)
+--- Sends one datagram -> true | nil, err (timeout: only if the send buffer stays full).
+function M.sendto(s, host, port, data, timeout)
   checksock("net.sendto", 1, s)
   if type(host) ~= "string" then argerr("net.sendto", 2, "host expected, got " .. typename(host)) end
   checkport("net.sendto", 3, port, false)
   if type(data) ~= "string" then argerr("net.sendto", 4, "string expected, got " .. typename(data)) end
-  local ip, err = resolve(host)
+  local deadline = deadline_of("net.sendto", 5, timeout)
+  local ip, err = resolve(host, deadline)
   if not ip then return nil, err end
   while true do
     local ok
     ok, err = core.sendto(s, ip, port, data)
     if ok then return true end
     if err ~= "wouldblock" then return nil, err end
-    ok, err = wait(s, "w", nil)
+    ok, err = wait(s, "w", deadline)
     if not ok then return nil, err end
   end
 end
