@@ -12,6 +12,7 @@
 #include "code.h"
 #include "lcoro.h"
 #include "lenv.h"
+#include "lnet.h"
 #include "lproc.h"
 #include "rt.h"
 
@@ -388,6 +389,8 @@ static int open_package(lua_State *L) {
   lua_getfield(L, -1, "preload");
   lua_pushcfunction(L, luaopen_code);
   lua_setfield(L, -2, "code");
+  lua_pushcfunction(L, luaopen_net_core);
+  lua_setfield(L, -2, "net.core");
   for (preload *pl = p->rt->preloads; pl; pl = pl->next) {
     lua_pushcfunction(L, pl->open);
     lua_setfield(L, -2, pl->name);
