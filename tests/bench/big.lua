@@ -10,7 +10,7 @@ local P = process
 local N, M = bench.size(1, 1000), bench.size(2, 1000)
 
 local function member(main, id, n, m)
-  local peers = P.receive()
+  local peers = P.receive(function(msg) return type(msg) == "table" end)
   local x, sent = id + 1, 0
   local function ping()
     x = (x * 1103515245 + 12345) & 0x7fffffff

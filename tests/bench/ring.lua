@@ -8,7 +8,7 @@ local P = process
 local N, M = bench.size(1, 1000), bench.size(2, 1000)
 
 local function member(main, index)
-  local next = P.receive()
+  local next = P.receive(P.is_pid)
   while true do
     local t = P.receive()
     if t == 0 then P.send(main, index) else P.send(next, t - 1) end

@@ -280,7 +280,7 @@ end
 
 local function print_table(results)
   local header = {"workload", "unit", "runs", "Moonbeam median (min–max)",
-                  "BEAM median (min–max)", "ratio", "RSS MB Moonbeam", "RSS MB BEAM"}
+                  "BEAM median (min–max)", "ratio", "RSS Moonbeam", "RSS BEAM"}
   local rows = {header}
   for _, r in ipairs(results) do
     local w = r.workload
@@ -298,9 +298,13 @@ local function print_table(results)
   for _, row in ipairs(rows) do
     for c, s in ipairs(row) do widths[c] = math.max(widths[c] or 0, utf8.len(s) or #s) end
   end
+  local cpuinfo, cores = read_all("/proc/cpuinfo"), 0
+  for _ in cpuinfo:gmatch("\nprocessor%s*:") do cores = cores + 1 end
+  if cpuinfo:match("^processor%s*:") then cores = cores + 1 end
   print()
-  print(string.format("Moonbeam -S %d against BEAM +S %d, interleaved; ratio = Moonbeam / BEAM of the medians (below 1.0: Moonbeam is faster or smaller)",
-    THREADS, THREADS))
+  print(string.format("make bench, %s, %d cores: Moonbeam -S %d against BEAM +S %d, interleaved",
+    os.date("!%Y-%m-%d %H:%M UTC"), cores, THREADS, THREADS))
+  print("ratio = Moonbeam / BEAM of the medians (below 1.0: Moonbeam is faster or smaller); RSS: peak, MB")
   for r, row in ipairs(rows) do
     local out = {}
     for c, s in ipairs(row) do out[c] = pad(s, widths[c], c >= 3 and r > 1 and c ~= 4 and c ~= 5) end
