@@ -6,11 +6,15 @@
 #   make test       deps, build, C unit tests and busted specs; ends "N passed, N failed"
 #   make asan/tsan  the same suite under AddressSanitizer+UBSan / ThreadSanitizer
 #   make valgrind   the C tests under valgrind (memcheck, leaks included)
+#   make bench      Moonbeam against BEAM on the workloads of tests/bench/, one table
 #   make install    the command, both libraries, moonbeam.h and moonbeam.pc under PREFIX
 #   make uninstall  removes what install put there
 #   make clean
 #
 # Variables: B (build directory), SAN (sanitizer flags), SPECS (spec files to run);
+# for bench: BENCH (workloads, e.g. ring,spawn), RUNS (5), THREADS (2), BUDGET (60 s a
+# workload may take before it stops repeating), TIMEOUT (600 s per run), MEMLIMIT_MB
+# (16384, address space of one run);
 # for install: PREFIX (/usr/local), BINDIR, LIBDIR, INCLUDEDIR, PKGCONFIGDIR (derived from
 # PREFIX), DESTDIR (a staging directory put in front of every installed path).
 
@@ -26,6 +30,12 @@ LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 DESTDIR ?=
+BENCH ?=
+RUNS ?= 5
+THREADS ?= 2
+BUDGET ?= 60
+TIMEOUT ?= 600
+MEMLIMIT_MB ?= 16384
 
 DEBS := gcc make pkg-config liblua5.4-dev lua5.4 lua-lpeg libreadline-dev lua-busted \
         lua-filesystem lua-term lua-system tmux
@@ -55,7 +65,7 @@ VERSION := $(shell sed -n 's/^.define MB_VERSION "\(.*\)"/\1/p' interp/moonbeam.
 SONAME := libmoonbeam.so.$(firstword $(subst ., ,$(VERSION)))
 SOFILE := libmoonbeam.so.$(VERSION)
 
-.PHONY: all deps run test asan tsan valgrind clean check-c install uninstall
+.PHONY: all deps run test asan tsan valgrind bench clean check-c install uninstall
 
 all: moonbeam $(B)/libmoonbeam.a $(B)/libmoonbeam.so
 
@@ -160,6 +170,24 @@ valgrind: check-c
 	  printf '%-40s %s\n' "$$(basename $$t)" "$$(tail -n 1 $$t.valgrind)"; \
 	  if [ $$rc -ne 0 ]; then sed 's/^/    /' $$t.valgrind; exit 1; fi; \
 	done
+
+# The Erlang side is compiled only where erlc exists; without it the harness runs the
+# Moonbeam side alone and says so.
+ERLC := $(shell command -v erlc 2>/dev/null)
+BENCH_BEAMS := $(patsubst tests/bench/erl/%.erl,$(B)/bench/erl/%.beam,$(wildcard tests/bench/erl/*.erl))
+
+$(B)/bench $(B)/bench/erl:
+	@mkdir -p $@
+
+$(B)/bench/erl/%.beam: tests/bench/erl/%.erl | $(B)/bench/erl
+	erlc -o $(B)/bench/erl $<
+
+$(B)/bench/embed: tests/bench/embed.c interp/moonbeam.h $(B)/libmoonbeam.a | $(B)/bench
+	$(CC) $(ALL_CFLAGS) -iquote interp -o $@ $< $(B)/libmoonbeam.a $(LIBS)
+
+bench: moonbeam $(B)/bench/embed $(if $(ERLC),$(BENCH_BEAMS)) | $(B)/bench
+	@BENCH="$(BENCH)" RUNS="$(RUNS)" THREADS="$(THREADS)" BUDGET="$(BUDGET)" \
+	  TIMEOUT="$(TIMEOUT)" MEMLIMIT_MB="$(MEMLIMIT_MB)" B="$(B)" ./moonbeam -S 1 tests/bench/run.lua
 
 # Where install puts things, each below $(DESTDIR). moonbeam.pc names PREFIX, never
 # DESTDIR, and its directories relative to ${prefix} where they lie under PREFIX.
