@@ -10,6 +10,7 @@
 #include "code.h"
 #include "lcoro.h"
 #include "lenv.h"
+#include "lnet.h"
 #include "lproc.h"
 #include "rt.h"
 
@@ -132,6 +133,8 @@ static void set_paths(lua_State *L, const char *path, const char *cpath) {
   lua_getfield(L, -1, "preload");
   lua_pushcfunction(L, luaopen_code);
   lua_setfield(L, -2, "code");
+  lua_pushcfunction(L, luaopen_net_core);
+  lua_setfield(L, -2, "net.core");
   for (preload *pl = proc_of(L)->rt->preloads; pl; pl = pl->next) {
     lua_pushcfunction(L, pl->open);
     lua_setfield(L, -2, pl->name);

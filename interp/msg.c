@@ -11,6 +11,7 @@
 #include "mbconf.h"
 #include "moonbeam.h"
 #include "bytecode.h"
+#include "lnet.h"
 #include "msg.h"
 #include "pid.h"
 
@@ -186,6 +187,11 @@ int msgb_table(msg_buf *b, uint32_t narr, uint32_t nhash) {
   int rc = buf_byte(b, MSG_TABLE);
   if (!rc) rc = put_le(b, narr, 4);
   return rc ? rc : put_le(b, nhash, 4);
+}
+
+int msgb_socket(msg_buf *b, uint64_t id) {
+  int rc = buf_byte(b, MSG_SOCKET);
+  return rc ? rc : put_le(b, id, 8);
 }
 
 int msgb_embed(msg_buf *b, const unsigned char *blob, size_t len) {
@@ -723,6 +729,13 @@ static int enc_light(lua_State *L, msg_enc *e, int idx, int is_key) {
   return msgb_term(&e->buf, v);
 }
 
+/* Of full userdata only the net module's sockets travel (as their id). */
+static int enc_userdata(lua_State *L, msg_enc *e, int idx, int is_key) {
+  uint64_t id;
+  if (!lnet_socket_id(L, idx, &id)) return refuse(L, e, "userdata", is_key);
+  return msgb_socket(&e->buf, id);
+}
+
 static int enc_value(lua_State *L, msg_enc *e, int idx, int depth, int is_key) {
   size_t len;
   const char *s;
@@ -738,7 +751,7 @@ static int enc_value(lua_State *L, msg_enc *e, int idx, int depth, int is_key) {
     case LUA_TTABLE: return enc_table(L, e, idx, depth);
     case LUA_TFUNCTION: return enc_function(L, e, idx, depth, is_key);
     case LUA_TLIGHTUSERDATA: return enc_light(L, e, idx, is_key);
-    case LUA_TUSERDATA: return refuse(L, e, "userdata", is_key);
+    case LUA_TUSERDATA: return enc_userdata(L, e, idx, is_key);
     default: return refuse(L, e, "thread", is_key);
   }
 }
@@ -1037,6 +1050,13 @@ static int dec_scalar(lua_State *L, dec *d, unsigned tag) {
   }
 }
 
+static int dec_socket(lua_State *L, dec *d) {
+  uint64_t id;
+  if (rd_le(&d->r, 8, &id)) return MB_EBADMSG;
+  lnet_push_socket(L, id);
+  return 0;
+}
+
 static int dec_value(lua_State *L, dec *d, int depth) {
   unsigned tag;
   if (rd_byte(&d->r, &tag)) return MB_EBADMSG;
@@ -1045,6 +1065,7 @@ static int dec_value(lua_State *L, dec *d, int depth) {
     case MSG_FALSE: lua_pushboolean(L, 0); return 0;
     case MSG_TRUE: lua_pushboolean(L, 1); return 0;
     case MSG_INT: case MSG_FLOAT: case MSG_STR: case MSG_TERM: return dec_scalar(L, d, tag);
+    case MSG_SOCKET: return dec_socket(L, d);
     case MSG_TABLE: return dec_table(L, d, depth);
     case MSG_OBJREF: return dec_objref(L, d);
     case MSG_FUNC: return dec_func(L, d, depth);
@@ -1206,6 +1227,14 @@ static int fmt_table(fmt *f, int depth) {
   return puts_(f, "}");
 }
 
+static int fmt_socket(fmt *f) {
+  uint64_t id;
+  char buf[48];
+  if (rd_le(&f->r, 8, &id)) return MB_EBADMSG;
+  snprintf(buf, sizeof buf, "#Port<0.%llu>", (unsigned long long)id);
+  return puts_(f, buf);
+}
+
 static int fmt_ref(fmt *f) {
   uint64_t id;
   int rc;
@@ -1303,6 +1332,7 @@ static int fmt_value(fmt *f, int depth) {
     case MSG_FALSE: return puts_(f, "false");
     case MSG_TRUE: return puts_(f, "true");
     case MSG_INT: case MSG_FLOAT: case MSG_STR: case MSG_TERM: return fmt_scalar(f, tag);
+    case MSG_SOCKET: return fmt_socket(f);
     case MSG_TABLE: return fmt_table(f, depth);
     case MSG_OBJREF: return fmt_ref(f);
     case MSG_FUNC: return fmt_func(f, depth);

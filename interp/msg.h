@@ -26,6 +26,9 @@
 **           | 0x0B varint(len) mod varint(len) field  C function, found as package.loaded[mod][field]
 **           | 0x0C varint(len) blob                   embedded blob of exactly one value, with its
 **                                                     own object ids (lets C splice a reason in)
+**           | 0x0D u64                                a socket (net.h): its id in the runtime's
+**                                                     socket table; decoded as the receiver's
+**                                                     handle for it (lnet.c)
 **   upval  := 0x00 value                              an upvalue holding value
 **           | 0x01                                    the receiver's global table (an _ENV upvalue)
 **           | 0x02 varint(id) u8(n)                   shares upvalue n of function id
@@ -39,7 +42,8 @@
 **     upvalues shared between copied functions stay shared;
 **   - C functions: only those found as a field of a table in package.loaded (so `print`,
 **     `string.format`, `lpeg.P` travel by name); any other is refused;
-**   - refused: userdata, threads, other C functions, light userdata that is not a term.
+**   - sockets (the net module's handles) travel as their id (0x0D);
+**   - refused: other userdata, threads, other C functions, light userdata that is not a term.
 **     The error names the path: "msg.items[3].conn: userdata cannot be sent".
 **
 ** Ownership: blobs handed out by msg_encode live in the encoder's scratch until its next
@@ -55,7 +59,8 @@
 enum {
   MSG_NIL = 0x00, MSG_FALSE = 0x01, MSG_TRUE = 0x02, MSG_INT = 0x03, MSG_FLOAT = 0x04,
   MSG_STR = 0x05, MSG_TABLE = 0x06, MSG_OBJREF = 0x07, MSG_TERM = 0x08, MSG_FUNC = 0x09,
-  MSG_MODULE = 0x0A, MSG_CFUNC = 0x0B, MSG_EMBED = 0x0C
+  MSG_MODULE = 0x0A, MSG_CFUNC = 0x0B, MSG_EMBED = 0x0C,
+  MSG_SOCKET = 0x0D
 };
 enum { MSG_UV_VALUE = 0x00, MSG_UV_GLOBALS = 0x01, MSG_UV_JOIN = 0x02 };
 
@@ -82,6 +87,7 @@ int msgb_float(msg_buf *b, double v);
 int msgb_str(msg_buf *b, const char *s, size_t len);
 int msgb_term(msg_buf *b, uint64_t v);
 int msgb_table(msg_buf *b, uint32_t narr, uint32_t nhash);
+int msgb_socket(msg_buf *b, uint64_t id);                           /* a socket (net.h) */
 int msgb_embed(msg_buf *b, const unsigned char *blob, size_t len);  /* blob of one value */
 
 /* Encoder scratch (buffer, seen-object map, path stack), reused across calls. Not thread-safe:

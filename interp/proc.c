@@ -15,6 +15,7 @@
 #include "lproc.h"
 #include "mbconf.h"
 #include "msg.h"
+#include "net.h"
 #include "pid.h"
 #include "proc.h"
 #include "reg.h"
@@ -674,6 +675,7 @@ void proc_bury(proc *p) {
 
 static void finish(proc *p) {
   proc_unlist(p);
+  if (atomic_load(&p->net_owner)) net_proc_ended(p->rt, p->pid);   /* after unpublish: see net.h */
   if (p->L) lua_close(p->L);
   p->L = p->body = p->cur = NULL;
   proc_bury(p);

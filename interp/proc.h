@@ -93,6 +93,7 @@ struct proc {
   _Atomic int home;             /* scheduler that last ran it */
   _Atomic int ordered_stop;     /* process.flag("ordered_stop"): mb_stop shuts it down first */
   _Atomic int stop_sent;        /* mb_stop has sent it "shutdown" (the stopping thread) */
+  _Atomic int net_owner;        /* it has owned a socket: its death closes its sockets (net.c) */
   mbox box;
   proc *next_run;               /* run-queue link, under that queue's lock */
   proc *pool_next;              /* free-pool link, under the table lock */

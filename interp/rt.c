@@ -12,6 +12,7 @@
 #include "link.h"
 #include "mbconf.h"
 #include "msg.h"
+#include "net.h"
 #include "pid.h"
 #include "proc.h"
 #include "reg.h"
@@ -119,7 +120,7 @@ mb_runtime *mb_new(const mb_config *cfg) {
   pthread_mutex_init(&rt->stop_lock, NULL);
   if ((cfg->lua_path && !rt->lua_path) || (cfg->lua_cpath && !rt->lua_cpath) ||
       rt->progname == NULL || ptab_init(rt) != 0 || reg_init(rt) != 0 ||
-      code_init(rt) != 0 || (rt->host_enc = msg_enc_new()) == NULL) {
+      code_init(rt) != 0 || net_init(rt) != 0 || (rt->host_enc = msg_enc_new()) == NULL) {
     mb_free(rt);
     errno = ENOMEM;
     return NULL;
@@ -132,6 +133,10 @@ int mb_start(mb_runtime *rt) {
   if (rt == NULL) return MB_EINVAL;
   if ((st = running(rt)) != MB_ENOTSTARTED) return st == 0 ? MB_ESTARTED : st;
   if ((st = timer_start(rt)) != 0) return st;
+  if ((st = net_start(rt)) != 0) {
+    timer_stop(rt);
+    return st;
+  }
   atomic_store(&rt->state, RT_RUNNING);
   if ((st = sched_start(rt)) != 0) {
     mb_stop(rt);
@@ -496,6 +501,7 @@ int mb_stop(mb_runtime *rt) {
     st = MB_EBUSY;
   } else {
     atomic_store(&rt->state, RT_STOPPED);
+    net_stop(rt);
     sched_stop(rt);
     timer_stop(rt);
   }
@@ -507,6 +513,7 @@ void mb_free(mb_runtime *rt) {
   if (rt == NULL) return;
   if (atomic_load(&rt->state) != RT_NEW && mb_stop(rt) != 0) return;   /* threads still run */
   timer_stop(rt);
+  net_free(rt);
   sched_free(rt);
   ptab_free(rt);
   reg_free(rt);

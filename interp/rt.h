@@ -11,6 +11,9 @@
 **   reg lock        names <-> pids and proc->name (reg.c)
 **   timer lock      the timer heap (timer.c)
 **   code lock       the code server's modules and versions (code.c)
+**   socket lock     one socket's state (net.c); held while delivering that socket's messages
+**                   (a mailbox push and a run-queue lock), and taken before the net lock
+**   net lock        the socket table and the resolver count (net.c); a leaf
 ** Lock-free: pid lookup (refcount + pid check), mailbox pushes, process state changes.
 */
 #ifndef RT_H
@@ -28,6 +31,7 @@ typedef struct ptab ptab;
 typedef struct reg reg;
 typedef struct timers timers;
 struct code;
+struct net;
 
 typedef struct preload {
   char *name;
@@ -46,6 +50,7 @@ struct mb_runtime {
   reg *names;
   timers *tm;
   struct code *code;              /* the code server (code.c) */
+  struct net *net;                /* sockets and the I/O thread (net.c) */
   _Atomic uint64_t code_epoch;    /* goes up whenever the code server publishes a version */
   preload *preloads;              /* set before mb_start; read-only afterwards */
   _Atomic uint64_t next_ref;
