@@ -206,8 +206,8 @@ local function read_until(sock, cfg, buf, deadline, idle, parse)
     end
     if not data then
       local empty = not string_find(buf, "[^\r\n]")
-      if err == "timeout" then return nil, (idle and empty) and false or 408, buf end
-      return nil, (not empty) and 400 or false, buf
+      if empty and (idle or err ~= "timeout") then return nil, false, buf end
+      return nil, err == "timeout" and 408 or 400, buf
     end
     if idle and not string_find(buf, "[^\r\n]") and string_find(data, "[^\r\n]") then
       deadline, idle = now() + cfg.read_timeout, false

@@ -148,7 +148,8 @@ end
 --- Hands an accepted socket to a new connection process; closes it if none can start.
 local function hand_over(conns, sock)
   local ok, pid = pcall(dynamic_supervisor.start_child, conns,
-                        {start = {"tcp_server", "_start_connection"}})
+                        {start = {"tcp_server", "_start_connection"},
+                         restart = "temporary"})
   if not ok or not process.is_pid(pid) then
     net.close(sock)
     return
