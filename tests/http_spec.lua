@@ -243,6 +243,23 @@ describe("http server", function()
     assert.is_true(dt >= 350 and dt < 3000, "after " .. dt .. " ms")
   end)
 
+  it("answers 408 to a client that drips its request a byte at a time", function()
+    local sock = connect()
+    local t0 = P.monotonic()
+    local request, out, err = "GET /hello HTTP/1.1\r\nHost: h\r\n\r\n", nil, nil
+    for i = 1, #request do
+      if not net.send(sock, request:sub(i, i)) then break end
+      local data, e = net.recv(sock, 0, 100)
+      if data or e ~= "timeout" then out, err = data, e break end
+    end
+    local rest, e2 = read_all(sock)
+    out, err = (out or "") .. rest, err or e2
+    local dt = P.monotonic() - t0
+    net.close(sock)
+    assert.are.equal("HTTP/1.1 408 Request Timeout", status_line(out))
+    assert.is_true(dt >= 350 and dt < 3000, "after " .. dt .. " ms")
+  end)
+
   it("answers 408 to a connection that sends nothing", function()
     local sock = connect()
     local out, err = read_all(sock)
@@ -365,6 +382,43 @@ describe("http server options", function()
   it("raises for a missing handler", function()
     assert.has_error(function() http.start_link({port = 0}) end,
       "bad argument #1 to 'start_link' (handler must be a function or \"mod.fn\")")
+  end)
+end)
+
+describe("http server supervision", function()
+  it("restarts a killed acceptor on the same port; open connections live on", function()
+    local sup, p = start()
+    local url = "http://127.0.0.1:" .. p
+    local sock = assert(net.connect("127.0.0.1", p, {}, 2000))
+    local _, _, pid = http.request("GET", url .. "/pid", {socket = sock})
+    local acceptor = supervisor.which_children(sup)[1][2]
+    P.exit(acceptor, "kill")
+    local new = support.poll(2000, function()
+      local a = supervisor.which_children(sup)[1][2]
+      return a ~= acceptor and P.is_pid(a) and a
+    end)
+    assert.is_truthy(new)
+    assert.are.same({200, pid}, {(function()
+      local s, _, b = http.request("GET", url .. "/pid", {socket = sock}) return s, b end)()})
+    net.close(sock)
+    assert.are.equal(200, (http.request("GET", url .. "/hello")))
+    assert.are.equal(p, http.port(sup))
+    P.unlink(sup)
+    P.exit(sup, "shutdown")
+  end)
+
+  it("stops its connections when the server stops", function()
+    local sup, p = start()
+    local sock = assert(net.connect("127.0.0.1", p, {}, 2000))
+    local _, _, pid = http.request("GET", "http://127.0.0.1:" .. p .. "/pid", {socket = sock})
+    local conn = P.topid(pid)
+    assert.are.same({conn}, http.connections(sup))
+    P.unlink(sup)
+    P.exit(sup, "shutdown")
+    assert.is_true(support.poll(2000, function() return not P.alive(conn) end))
+    assert.are.same({"", "closed"}, {read_all(sock)})
+    net.close(sock)
+    assert.is_nil(net.connect("127.0.0.1", p, {}, 1000))
   end)
 end)
 
