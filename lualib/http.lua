@@ -71,7 +71,7 @@ local tcp_server = require "tcp_server"
 local parser = require "http_parser"
 
 local type, error, pcall, tostring, tonumber = type, error, pcall, tostring, tonumber
-local pairs, ipairs, next = pairs, ipairs, next
+local pairs, ipairs = pairs, ipairs
 local math_type, math_max = math.type, math.max
 local string_lower, string_find, string_sub, string_format =
   string.lower, string.find, string.sub, string.format
