@@ -139,6 +139,26 @@ static void unlock_sock(nsock *s) {
   net_put(s);
 }
 
+typedef struct bytes {
+  const char *p;
+  size_t n;
+} bytes;
+
+static int push_bytes(lua_State *L) {
+  bytes *b = lua_touserdata(L, 1);
+  lua_pushlstring(L, b->p, b->n);
+  return 1;
+}
+
+/* Push a string while a socket lock is held: protected, so that a failed allocation (say,
+** past max_heap) cannot unwind with the lock still held. LUA_OK, or the error is on top. */
+static int push_locked(lua_State *L, const char *p, size_t n) {
+  bytes b = {p, n};
+  lua_pushcfunction(L, push_bytes);
+  lua_pushlightuserdata(L, &b);
+  return lua_pcall(L, 1, 1, 0);
+}
+
 /* ================================================================ addresses */
 
 static int parse_addr(const char *ip, int port, struct sockaddr_storage *ss, socklen_t *len) {
@@ -322,44 +342,62 @@ static int l_setopt(lua_State *L) {
   return ok(L);
 }
 
-/* core.getopt(sock, name) -> value | nil, err */
-static int l_getopt(lua_State *L) {
-  const char *why, *name = luaL_checkstring(L, 2);
-  nsock *s = lock_sock(L, 0, &why);
-  if (s == NULL) return fail(L, why);
+/* An option's value, read under the socket lock and pushed after it is released. */
+typedef struct optval {
+  enum { OV_NIL, OV_BOOL, OV_INT, OV_STR } type;
+  lua_Integer i;
+  const char *str;
+} optval;
+
+static optval read_opt(nsock *s, const char *name) {
+  optval v = {OV_NIL, 0, NULL};
   if (strcmp(name, "active") == 0) {
-    if (s->active == ACT_N) lua_pushinteger(L, s->count);
-    else if (s->active == ACT_ONCE) lua_pushliteral(L, "once");
-    else lua_pushboolean(L, s->active == ACT_ON);
+    if (s->active == ACT_N) v = (optval){OV_INT, s->count, NULL};
+    else if (s->active == ACT_ONCE) v = (optval){OV_STR, 0, "once"};
+    else v = (optval){OV_BOOL, s->active == ACT_ON, NULL};
   } else if (strcmp(name, "packet") == 0) {
-    if (s->packet == PK_LINE) lua_pushliteral(L, "line");
-    else if (s->packet == PK_RAW) lua_pushliteral(L, "raw");
-    else lua_pushinteger(L, s->packet);
+    if (s->packet == PK_LINE) v = (optval){OV_STR, 0, "line"};
+    else if (s->packet == PK_RAW) v = (optval){OV_STR, 0, "raw"};
+    else v = (optval){OV_INT, s->packet, NULL};
   } else if (strcmp(name, "packet_size") == 0) {
-    lua_pushinteger(L, (lua_Integer)(s->packet_size ? s->packet_size
-                                     : s->packet == PK_LINE ? NET_LINE_MAX : NET_PACKET_MAX));
+    v = (optval){OV_INT, (lua_Integer)(s->packet_size ? s->packet_size
+                                       : s->packet == PK_LINE ? NET_LINE_MAX : NET_PACKET_MAX),
+                 NULL};
   } else if (strcmp(name, "nodelay") == 0) {
-    lua_pushboolean(L, s->kind != NS_UDP && get_int(s->fd, IPPROTO_TCP, TCP_NODELAY));
+    v = (optval){OV_BOOL, s->kind != NS_UDP && get_int(s->fd, IPPROTO_TCP, TCP_NODELAY), NULL};
   } else if (strcmp(name, "keepalive") == 0) {
-    lua_pushboolean(L, get_int(s->fd, SOL_SOCKET, SO_KEEPALIVE));
+    v = (optval){OV_BOOL, get_int(s->fd, SOL_SOCKET, SO_KEEPALIVE), NULL};
   } else if (strcmp(name, "reuseaddr") == 0) {
-    lua_pushboolean(L, get_int(s->fd, SOL_SOCKET, SO_REUSEADDR));
+    v = (optval){OV_BOOL, get_int(s->fd, SOL_SOCKET, SO_REUSEADDR), NULL};
   } else if (strcmp(name, "broadcast") == 0) {
-    lua_pushboolean(L, get_int(s->fd, SOL_SOCKET, SO_BROADCAST));
+    v = (optval){OV_BOOL, get_int(s->fd, SOL_SOCKET, SO_BROADCAST), NULL};
   } else if (strcmp(name, "recbuf") == 0) {
-    lua_pushinteger(L, get_int(s->fd, SOL_SOCKET, SO_RCVBUF));
+    v = (optval){OV_INT, get_int(s->fd, SOL_SOCKET, SO_RCVBUF), NULL};
   } else if (strcmp(name, "sndbuf") == 0) {
-    lua_pushinteger(L, get_int(s->fd, SOL_SOCKET, SO_SNDBUF));
+    v = (optval){OV_INT, get_int(s->fd, SOL_SOCKET, SO_SNDBUF), NULL};
   } else if (strcmp(name, "linger") == 0) {
     struct linger lg = {0, 0};
     socklen_t len = sizeof lg;
     getsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, &len);
-    if (lg.l_onoff) lua_pushinteger(L, lg.l_linger);
-    else lua_pushboolean(L, 0);
-  } else {
-    lua_pushnil(L);
+    v = lg.l_onoff ? (optval){OV_INT, lg.l_linger, NULL} : (optval){OV_BOOL, 0, NULL};
   }
+  return v;
+}
+
+/* core.getopt(sock, name) -> value | nil, err */
+static int l_getopt(lua_State *L) {
+  const char *why, *name = luaL_checkstring(L, 2);
+  nsock *s = lock_sock(L, 0, &why);
+  optval v;
+  if (s == NULL) return fail(L, why);
+  v = read_opt(s, name);
   unlock_sock(s);
+  switch (v.type) {
+    case OV_BOOL: lua_pushboolean(L, (int)v.i); break;
+    case OV_INT: lua_pushinteger(L, v.i); break;
+    case OV_STR: lua_pushstring(L, v.str); break;
+    default: lua_pushnil(L); break;
+  }
   return 1;
 }
 
@@ -410,7 +448,9 @@ static int l_accept(lua_State *L) {
 static int l_recv(lua_State *L) {
   const char *why;
   lua_Integer want = luaL_optinteger(L, 2, 0);
-  nsock *s = lock_sock(L, 1, &why);
+  nsock *s;
+  luaL_checkstack(L, 4, NULL);
+  s = lock_sock(L, 1, &why);
   size_t start, len, consume;
   if (s == NULL) return fail(L, why);
   if (s->kind != NS_TCP || s->active != ACT_OFF || (want > 0 && s->packet != PK_RAW)) {
@@ -420,10 +460,10 @@ static int l_recv(lua_State *L) {
   for (;;) {
     long r = net_packet(s, (size_t)want, &start, &len, &consume);
     if (r == 1) {
-      lua_pushlstring(L, (const char *)s->in.p + start, len);
-      net_consume(s, consume);
+      int st = push_locked(L, (const char *)s->in.p + start, len);
+      if (st == LUA_OK) net_consume(s, consume);
       unlock_sock(s);
-      return 1;
+      return st == LUA_OK ? 1 : lua_error(L);
     }
     if (r < 0 || s->eof) break;
     r = net_fill(s, want > 0 ? (size_t)want - (s->in.len - s->inpos) : 0);
@@ -533,25 +573,22 @@ static int l_recvfrom(lua_State *L) {
   struct sockaddr_storage sa;
   socklen_t salen = sizeof sa;
   nsock *s = lock_sock(L, 1, &why);
+  unsigned char dgram[65536];
   ssize_t r;
   if (s == NULL) return fail(L, why);
   if (s->kind != NS_UDP || s->active != ACT_OFF) {
     unlock_sock(s);
     return fail(L, "einval");
   }
-  if (msg_buf_reserve(&s->in, 65536) != 0) {
-    unlock_sock(s);
-    return fail(L, "enomem");
-  }
-  do r = recvfrom(s->fd, s->in.p, 65536, 0, (struct sockaddr *)&sa, &salen);
+  do r = recvfrom(s->fd, dgram, sizeof dgram, 0, (struct sockaddr *)&sa, &salen);
   while (r < 0 && errno == EINTR);
   if (r < 0) {
     int err = errno == EWOULDBLOCK ? EAGAIN : errno;
     unlock_sock(s);
     return fail_errno(L, err);
   }
-  lua_pushlstring(L, (const char *)s->in.p, (size_t)r);
   unlock_sock(s);
+  lua_pushlstring(L, (const char *)dgram, (size_t)r);
   push_addr(L, &sa);
   return 3;
 }
@@ -726,9 +763,11 @@ static int l_kind(lua_State *L) {
   static const char *const kinds[] = {"tcp", "listen", "udp"};
   const char *why;
   nsock *s = lock_sock(L, 0, &why);
+  int kind;
   if (s == NULL) return fail(L, why);
-  lua_pushstring(L, kinds[s->kind]);
+  kind = s->kind;
   unlock_sock(s);
+  lua_pushstring(L, kinds[kind]);
   return 1;
 }
 

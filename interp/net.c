@@ -19,6 +19,8 @@
 #define EV_BATCH 256
 #define PUMP_ROUNDS 64           /* reads per event in active mode before others get a turn */
 #define READ_CHUNK (64u << 10)
+#define KEEP_BUF (16u << 10)     /* an emptied read buffer bigger than this is freed */
+#define DGRAM_MAX 65536
 
 struct net {
   pthread_mutex_t lock;          /* the table, next_id, nresolving */
@@ -190,25 +192,39 @@ static void active_used(nsock *s) {
 
 /* ================================================================ buffer and framing */
 
+/* An emptied buffer that grew big is let go: idle sockets keep no read buffer. */
 void net_consume(nsock *s, size_t n) {
   s->inpos += n;
-  if (s->inpos == s->in.len) s->inpos = s->in.len = 0;
+  if (s->inpos < s->in.len) return;
+  s->inpos = s->in.len = 0;
+  if (s->in.cap > KEEP_BUF) msg_buf_free(&s->in);
 }
 
+/*
+** Reads go through a chunk on the stack and only what came is kept, so a socket's buffer
+** holds what is pending, not the size of a read; a read for more than a chunk (recv of
+** exactly n bytes) goes straight into the buffer.
+*/
 long net_fill(nsock *s, size_t atleast) {
+  unsigned char chunk[READ_CHUNK];
   size_t want = atleast > READ_CHUNK ? atleast : READ_CHUNK;
+  unsigned char *into = chunk;
   ssize_t r;
   if (s->inpos > 0 && s->inpos * 2 >= s->in.len) {   /* slide the rest to the front */
     memmove(s->in.p, s->in.p + s->inpos, s->in.len - s->inpos);
     s->in.len -= s->inpos;
     s->inpos = 0;
   }
-  if (msg_buf_reserve(&s->in, want) != 0) return -ENOMEM;
-  do r = read(s->fd, s->in.p + s->in.len, want);
+  if (want > READ_CHUNK) {
+    if (msg_buf_reserve(&s->in, want) != 0) return -ENOMEM;
+    into = s->in.p + s->in.len;
+  }
+  do r = read(s->fd, into, want);
   while (r < 0 && errno == EINTR);
   if (r < 0) return errno == EWOULDBLOCK ? -EAGAIN : -errno;
   if (r == 0) s->eof = 1;
-  s->in.len += (size_t)r;
+  if (into != chunk) s->in.len += (size_t)r;
+  else if (r > 0 && msg_buf_add(&s->in, chunk, (size_t)r) != 0) return -ENOMEM;
   return (long)r;
 }
 
@@ -218,12 +234,12 @@ static size_t packet_max(const nsock *s) {
 }
 
 int net_packet(nsock *s, size_t want, size_t *start, size_t *len, size_t *consume) {
-  const unsigned char *p = s->in.p + s->inpos;
+  const unsigned char *p = s->in.p ? s->in.p + s->inpos : NULL;
   size_t avail = s->in.len - s->inpos, n = 0;
   *start = s->inpos;
+  if (avail == 0) return 0;
   switch (s->packet) {
     case PK_RAW:
-      if (avail == 0 || (want && avail < want && !s->eof)) return 0;
       if (want && avail < want) return 0;
       *len = *consume = want ? want : avail;
       return 1;
@@ -231,7 +247,7 @@ int net_packet(nsock *s, size_t want, size_t *start, size_t *len, size_t *consum
       const unsigned char *nl = memchr(p, '\n', avail);
       if (nl == NULL) {
         if (avail > packet_max(s)) return -EMSGSIZE;
-        if (!s->eof || avail == 0) return 0;
+        if (!s->eof) return 0;
         *len = *consume = avail;   /* the last line, unterminated */
         return 1;
       }
@@ -272,16 +288,16 @@ static int pump_udp(nsock *s) {
   socklen_t salen = sizeof sa;
   char ip[INET6_ADDRSTRLEN];
   int port;
+  unsigned char dgram[DGRAM_MAX];
   ssize_t r;
   msg_buf b;
-  if (msg_buf_reserve(&s->in, 65536) != 0) return -ENOMEM;
-  r = recvfrom(s->fd, s->in.p, 65536, 0, (struct sockaddr *)&sa, &salen);
+  r = recvfrom(s->fd, dgram, sizeof dgram, 0, (struct sockaddr *)&sa, &salen);
   if (r < 0) return errno == EWOULDBLOCK ? -EAGAIN : -errno;
   net_addr_text(&sa, ip, sizeof ip, &port);
   msg_buf_init(&b);
   if (msgb_count(&b, 1) || msgb_table(&b, 5, 0) || msgb_str(&b, "udp", 3) ||
       msgb_socket(&b, s->id) || msgb_str(&b, ip, strlen(ip)) || msgb_int(&b, port) ||
-      msgb_str(&b, (const char *)s->in.p, (size_t)r))
+      msgb_str(&b, (const char *)dgram, (size_t)r))
     msg_buf_free(&b);
   deliver(s, s->owner, &b);
   active_used(s);

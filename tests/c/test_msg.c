@@ -734,6 +734,25 @@ TEST(format_values) {
             "<function>, <function>");
 }
 
+/* A socket handle (net.h) as the I/O thread builds it: {"tcp", sock, data}. */
+TEST(format_socket) {
+  msg_buf b, out;
+  msg_buf_init(&b);
+  msg_buf_init(&out);
+  msgb_count(&b, 1);
+  msgb_table(&b, 3, 0);
+  msgb_str(&b, "tcp", 3);
+  msgb_socket(&b, 7);
+  msgb_str(&b, "data", 4);
+  CHECK(msg_format(b.p, b.len, &out) == 0);
+  CHECK(out.len == strlen("{\"tcp\", #Port<0.7>, \"data\"}") &&
+        memcmp(out.p, "{\"tcp\", #Port<0.7>, \"data\"}", out.len) == 0);
+  b.len -= 6;   /* cut inside the socket id */
+  CHECK(msg_format(b.p, b.len, &out) == MB_EBADMSG);
+  msg_buf_free(&out);
+  msg_buf_free(&b);
+}
+
 TEST(format_named_and_cut) {
   msg_buf b, out;
   int rc;
@@ -835,6 +854,7 @@ int main(void) {
   RUN(builder_exit_message);
   RUN(is_string);
   RUN(format_values);
+  RUN(format_socket);
   RUN(format_named_and_cut);
   RUN(format_malformed);
   RUN(encoder_reuse);
