@@ -29,8 +29,9 @@
 --     or the status has no body), `date`, and `connection: close` when the connection is
 --     to close. A HEAD request gets the headers without the body.
 --   - A handler that raises, or returns something else, gets the client a 500 and ends
---     that connection's process with the error (a crash report on stderr); other
---     connections and the server are not affected.
+--     that connection's process with the error as its reason (an error report with the
+--     request and the handler's traceback, then the crash report); other connections
+--     and the server are not affected.
 -- * `port`, `ip`, `max_connections`, `name`, `backlog`, `nodelay`: as tcp_server's.
 -- * `max_header_size` (8192), `max_headers` (100), `max_body_size` (1048576): limits
 --   (see http_parser); past them the answer is 414, 431 or 413 and the connection closes.
@@ -69,8 +70,11 @@ local process = require "process"
 local net = require "net"
 local tcp_server = require "tcp_server"
 local parser = require "http_parser"
+local logger = require "logger"
 
-local type, error, pcall, tostring, tonumber = type, error, pcall, tostring, tonumber
+local type, error, pcall, xpcall, tostring, tonumber =
+  type, error, pcall, xpcall, tostring, tonumber
+local debug_traceback = debug.traceback
 local pairs, ipairs = pairs, ipairs
 local math_type, math_max = math.type, math.max
 local string_lower, string_find, string_sub, string_format =
@@ -216,9 +220,16 @@ local function read_until(sock, cfg, buf, deadline, idle, parse)
   end
 end
 
+--- Runs the handler: status, headers, body | nil, reason, traceback (the traceback where
+-- the handler raised, which the crash report of the connection could not show: by then
+-- the stack is the server's).
 local function call_handler(handler, req)
-  local ok, status, headers, body = pcall(handler, req)
-  if not ok then return nil, status end
+  local trace
+  local ok, status, headers, body = xpcall(handler, function(e)
+    trace = debug_traceback(nil, 2)
+    return e
+  end, req)
+  if not ok then return nil, status, trace end
   if math_type(status) ~= "integer" or status < 100 or status > 599
      or (headers ~= nil and type(headers) ~= "table")
      or (body ~= nil and type(body) ~= "string" and type(body) ~= "number") then
@@ -270,6 +281,10 @@ function M._serve(sock, cfg)
     local code, headers, payload = call_handler(handler, head)
     if not code then
       send_error(sock, 500)
+      logger.report("error", "http: the handler failed; the client got a 500",
+                    {{"request", head.method .. " " .. head.target},
+                     {"reason", headers, quote = true},
+                     payload and {"traceback", payload} or nil})
       error(headers, 0)
     end
     local ok, bytes, keep = pcall(encode_response, code, headers, payload, head.method,
