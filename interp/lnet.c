@@ -218,9 +218,10 @@ static int push_new(lua_State *L, int fd, int kind) {
 
 /* core.listen(ip, port, backlog, reuseaddr) -> sock | nil, err */
 static int l_listen(lua_State *L) {
-  int fd = bound_socket(luaL_checkstring(L, 1), (int)luaL_checkinteger(L, 2), SOCK_STREAM,
-                        lua_toboolean(L, 4));
-  if (fd >= 0 && listen(fd, (int)luaL_checkinteger(L, 3)) != 0) {
+  const char *ip = luaL_checkstring(L, 1);
+  int port = (int)luaL_checkinteger(L, 2), backlog = (int)luaL_checkinteger(L, 3);
+  int fd = bound_socket(ip, port, SOCK_STREAM, lua_toboolean(L, 4));
+  if (fd >= 0 && listen(fd, backlog) != 0) {
     int err = errno;
     close(fd);
     fd = -err;
@@ -253,9 +254,6 @@ static int l_connect(lua_State *L) {
     inprogress = 1;
   }
   if ((s = net_add(runtime(L), fd, NS_TCP, self_pid(L))) == NULL) return fail(L, "enomem");
-  pthread_mutex_lock(&s->lock);
-  s->connecting = inprogress;
-  pthread_mutex_unlock(&s->lock);
   push_handle(L, s->id);
   net_put(s);
   lua_pushboolean(L, inprogress);
@@ -270,7 +268,6 @@ static int l_connect_result(lua_State *L) {
   nsock *s = lock_sock(L, 1, &why);
   if (s == NULL) return fail(L, why);
   if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-  if (err == 0) s->connecting = 0;
   unlock_sock(s);
   return err ? fail_errno(L, err) : ok(L);
 }
@@ -648,9 +645,11 @@ static int l_unwait(lua_State *L) {
   return 1;
 }
 
+/* A live Lua process (a host mailbox cannot own a socket: it has no Lua state to use it
+** with, and its end does not close sockets). */
 static int pid_alive(mb_runtime *rt, uint64_t pid) {
   proc *p = proc_lookup(rt, pid);
-  int alive = p && atomic_load(&p->state) != P_EXITING;
+  int alive = p && p->host == NULL && atomic_load(&p->state) != P_EXITING;
   if (p) proc_release(p);
   return alive;
 }

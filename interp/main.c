@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -156,6 +157,16 @@ static int catch_signals(void) {
 static const char *const MAIN_CHUNK =
   "return require('moonbeam.cli').main(require('moonbeam.args'))";
 
+/* A server holds a socket per connection: the command lets itself open as many files as
+** the hard limit allows (as Go does). A host embedding the runtime decides for itself. */
+static void raise_file_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
 int main(int argc, char **argv) {
   mb_config cfg;
   mb_runtime *rt;
@@ -163,6 +174,7 @@ int main(int argc, char **argv) {
   int status = 1, st;
   mb_pid main_pid;
   mb_config_default(&cfg);
+  raise_file_limit();
   if (env && *env) cfg.schedulers = schedulers_arg(env) > 0 ? schedulers_arg(env) : 0;
   cli_argc = argc;
   cli_argv = argv;

@@ -508,12 +508,16 @@ static void *io_main(void *arg) {
 int net_start(mb_runtime *rt) {
   struct net *n = rt->net;
   struct epoll_event ev = {0};
+  int st = MB_ENOMEM;
   if ((n->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) goto fail;
   if ((n->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) goto fail_ep;
   ev.events = EPOLLIN;
   ev.data.u64 = 0;
   if (epoll_ctl(n->epfd, EPOLL_CTL_ADD, n->evfd, &ev) != 0) goto fail_ev;
-  if (pthread_create(&n->thread, NULL, io_main, rt) != 0) goto fail_ev;
+  if (pthread_create(&n->thread, NULL, io_main, rt) != 0) {
+    st = MB_ETHREAD;
+    goto fail_ev;
+  }
   n->started = 1;
   return 0;
 fail_ev:
@@ -523,7 +527,7 @@ fail_ep:
   close(n->epfd);
   n->epfd = -1;
 fail:
-  return MB_ENOMEM;
+  return st;
 }
 
 void net_stop(mb_runtime *rt) {

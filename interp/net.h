@@ -79,7 +79,6 @@ struct nsock {
   size_t inpos;
   int eof;                     /* the peer closed (read returned 0) */
   int closed_sent;             /* active mode told the owner tcp_closed */
-  int connecting;              /* a non-blocking connect is under way */
   nwait *rw;                   /* processes waiting to read / accept */
   size_t nrw, caprw;
   nwait ww;                    /* the process waiting to write / connect (ref 0: none) */

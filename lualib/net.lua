@@ -2,7 +2,8 @@
 --
 -- A blocking call blocks only the calling process: the call first tries the system call
 -- without blocking (data already there is read at once; a write that fits goes straight
--- out); if it would block, it asks the runtime's I/O thread to tell it when the socket is
+-- out); a read that finds nothing yields once and tries again (the peer is often a process
+-- of this runtime); then it asks the runtime's I/O thread to tell it when the socket is
 -- ready, and waits in a receive for that message, with the call's timeout.
 --
 --     local net = require "net"
@@ -27,9 +28,9 @@ local core = require "net.core"
 local error, getmetatable, ipairs, math_type, pairs, pcall, tostring, type =
   error, getmetatable, ipairs, math.type, pairs, pcall, tostring, type
 local concat, format = table.concat, string.format
-local make_ref, receive, monotonic, send, alias, unalias, is_pid, self, any_of =
+local make_ref, receive, monotonic, send, alias, unalias, is_pid, self, any_of, yield =
   process.make_ref, process.receive, process.monotonic, process.send, process.alias,
-  process.unalias, process.is_pid, process.self, process.any_of
+  process.unalias, process.is_pid, process.self, process.any_of, process.yield
 
 local SOCK = core.metatable
 
@@ -252,12 +253,20 @@ function M.recv(s, length, timeout)
     argerr("net.recv", 2, "length (integer >= 0) expected, got " .. tostring(length))
   end
   local deadline = deadline_of("net.recv", 3, timeout)
+  local yielded = false
   while true do
     local data, err = core.recv(s, length)
     if data then return data end
     if err ~= "wouldblock" then return nil, err end
-    local ok, werr = wait(s, "r", deadline)
-    if not ok then return nil, werr end
+    if yielded then
+      local ok, werr = wait(s, "r", deadline)
+      if not ok then return nil, werr end
+    else
+      -- One more try after the others have had a turn: the peer is often a process of
+      -- this runtime about to answer, and that saves two thread wake-ups.
+      yielded = true
+      yield()
+    end
   end
 end
 
@@ -395,20 +404,21 @@ function M.udp_open(port, opts)
   return s
 end
 
---- Sends one datagram -> true | nil, err.
-function M.sendto(s, host, port, data)
+--- Sends one datagram -> true | nil, err (timeout: only if the send buffer stays full).
+function M.sendto(s, host, port, data, timeout)
   checksock("net.sendto", 1, s)
   if type(host) ~= "string" then argerr("net.sendto", 2, "host expected, got " .. typename(host)) end
   checkport("net.sendto", 3, port, false)
   if type(data) ~= "string" then argerr("net.sendto", 4, "string expected, got " .. typename(data)) end
-  local ip, err = resolve(host)
+  local deadline = deadline_of("net.sendto", 5, timeout)
+  local ip, err = resolve(host, deadline)
   if not ip then return nil, err end
   while true do
     local ok
     ok, err = core.sendto(s, ip, port, data)
     if ok then return true end
     if err ~= "wouldblock" then return nil, err end
-    ok, err = wait(s, "w", nil)
+    ok, err = wait(s, "w", deadline)
     if not ok then return nil, err end
   end
 end
@@ -417,12 +427,18 @@ end
 function M.recvfrom(s, timeout)
   checksock("net.recvfrom", 1, s)
   local deadline = deadline_of("net.recvfrom", 2, timeout)
+  local yielded = false
   while true do
     local data, ip, port = core.recvfrom(s)
     if data then return data, ip, port end
     if ip ~= "wouldblock" then return nil, ip end
-    local ok, werr = wait(s, "r", deadline)
-    if not ok then return nil, werr end
+    if yielded then
+      local ok, werr = wait(s, "r", deadline)
+      if not ok then return nil, werr end
+    else
+      yielded = true   -- as in recv
+      yield()
+    end
   end
 end
 

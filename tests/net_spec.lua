@@ -119,6 +119,21 @@ describe("net: TCP basics", function()
     assert.same({#big, true}, r)
   end)
 
+  it("works over IPv6 loopback (where the machine has it)", function()
+    local ls, err = net.listen(0, {ip = "::1"})
+    if not ls then
+      assert.is_truthy(err == "eaddrnotavail" or err == "eafnosupport", err)
+      return
+    end
+    keep(ls)
+    local _, port = net.sockname(ls)
+    local c = keep(assert(net.connect("::1", port, nil, 2000)))
+    local s = keep(assert(net.accept(ls, 2000)))
+    net.send(c, "six")
+    assert.equal("six", net.recv(s, 0, 1000))
+    assert.equal("::1", (net.peername(s)))
+  end)
+
   it("reports the reasons: econnrefused, eaddrinuse, nxdomain", function()
     local ls, port = listen()
     net.close(ls)
@@ -198,6 +213,34 @@ describe("net: timeouts", function()
     -- data that comes after a timed-out recv is still there for the next one
     net.send(c, "late")
     assert.equal("late", net.recv(s, 0, 1000))
+    assert.is_true(mailbox_empty())
+  end)
+
+  it("recv with tiny timeouts racing arriving data loses nothing and leaves no message", function()
+    local c, s = pair()
+    local pid = spawn(function()
+      local sock = P.receive()
+      for i = 1, 200 do
+        net.send(sock, string.format("%03d", i))
+        if i % 3 == 0 then P.sleep(1) end
+      end
+      P.receive()
+    end)
+    net.controlling_process(c, pid)
+    P.send(pid, c)
+    local got, timeouts = {}, 0
+    while #table.concat(got) < 600 do
+      local d, err = net.recv(s, 0, 1)
+      if d then got[#got + 1] = d
+      else
+        assert.equal("timeout", err)
+        timeouts = timeouts + 1
+      end
+    end
+    local want = {}
+    for i = 1, 200 do want[i] = string.format("%03d", i) end
+    assert.equal(table.concat(want), table.concat(got))
+    P.sleep(20)
     assert.is_true(mailbox_empty())
   end)
 
@@ -393,6 +436,13 @@ describe("net: sockets in messages", function()
     assert.equal(tostring(c), r[5])
     local t = {[c] = "key"}
     assert.equal("key", t[r[1]])
+  end)
+
+  it("a socket passed to spawn arrives as a handle in the child", function()
+    local c = pair()
+    local me = P.self()
+    spawn(function(sock) P.send(me, {sock, net.is_socket(sock)}) end, c)
+    assert.same({c, true}, P.receive(nil, 2000))
   end)
 
   it("a closure holding a socket as an upvalue can be sent", function()
@@ -601,7 +651,10 @@ describe("net: many connections", function()
         P.send(me, {i, r})
       end)
     end
-    for _ = 1, N do assert.equal("connected", P.receive(nil, 60000)) end
+    for _ = 1, N do
+      local r = P.receive(nil, 60000)
+      assert(r == "connected", "a connect failed: " .. tostring(type(r) == "table" and r[2] or r))
+    end
     for k = #spawned - N + 1, #spawned do P.send(spawned[k], "go") end
     local ok = 0
     for _ = 1, N do
