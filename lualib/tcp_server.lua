@@ -24,7 +24,9 @@
 --   - `handler` (required): a function (copied into every connection process) or "mod.fn";
 --   - `args`: an array of values passed to the handler after the socket;
 --   - `port` (0: a free port, chosen once at start and kept across restarts), `ip`
---     ("127.0.0.1"), `backlog`;
+--     ("127.0.0.1"), `backlog` (1024, as ranch: with net's 128 a burst of connections
+--     overflows the accept queue, and Linux then leaves clients that believe they are
+--     connected waiting for SYN-ACK retransmissions, seconds apart);
 --   - socket options given to accepted sockets: `packet`, `active`, `nodelay`, `keepalive`,
 --     `recbuf`, `sndbuf`, `packet_size` (as net.listen takes them);
 --   - `max_connections` ("infinity"): past it new connections are closed at once;
@@ -57,8 +59,10 @@ local function config(opts, fname)
   if type(h) ~= "function" and (type(h) ~= "string" or not h:find("^[%w_.]+%.[%w_]+$")) then
     error("bad argument #1 to '" .. fname .. "' (handler must be a function or \"mod.fn\")", 3)
   end
-  local listen = {}
-  for _, k in ipairs(SOCKET_OPTS) do listen[k] = opts[k] end
+  local listen = {backlog = 1024}
+  for _, k in ipairs(SOCKET_OPTS) do
+    if opts[k] ~= nil then listen[k] = opts[k] end
+  end
   return {handler = h, args = opts.args or {}, port = opts.port or 0, listen = listen,
           max_connections = opts.max_connections or "infinity"}
 end

@@ -92,9 +92,10 @@ describe("examples/echo.lua", function()
         P.send(me, {"connected", i})
         P.receive({"go"}, 30000)              -- hold the connection until all are open
         local ok, e = net.send(s, "client " .. i .. "\n")
-        local reply = ok and net.recv(s, #("client " .. i .. "\n"), 20000)
+        local reply
+        if ok then reply, e = net.recv(s, #("client " .. i .. "\n"), 20000) end
         net.close(s)
-        P.send(me, {"client", i, reply or ("send/recv: " .. tostring(e))})
+        P.send(me, {"client", i, reply or ((ok and "recv: " or "send: ") .. tostring(e))})
       end)
     end
     local clients = {}
