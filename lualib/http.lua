@@ -40,6 +40,8 @@
 --   connection closes.
 -- * `idle_timeout` (60000 ms): how long a kept-alive connection may wait for its next
 --   request; past it the connection closes without an answer.
+-- * `send_timeout` (30000 ms): how long writing one response may wait for a client that
+--   does not read; past it the connection closes.
 --
 -- A malformed request gets 400 (505 for an unknown HTTP version, 501 for an unknown
 -- transfer coding), then the connection closes; so does a connection that ends in the
@@ -107,7 +109,7 @@ M.REASONS = {
   [503] = "Service Unavailable", [505] = "HTTP Version Not Supported",
 }
 
-local DEFAULTS = {read_timeout = 10000, idle_timeout = 60000}
+local DEFAULTS = {read_timeout = 10000, idle_timeout = 60000, send_timeout = 30000}
 
 --- Percent-decodes a path or query component ("+" stays "+").
 function M.unescape(s)
@@ -185,11 +187,12 @@ local function lingering_close(sock)
   net.close(sock)
 end
 
-local function send_error(sock, status, close_after)
+--- Answers with an error status, then closes.
+local function send_error(sock, status, cfg)
   local bytes = encode_response(status, nil, (M.REASONS[status] or "Error") .. "\n",
                                 "GET", false)
-  net.send(sock, bytes)
-  if close_after ~= false then lingering_close(sock) end
+  net.send(sock, bytes, cfg.send_timeout)
+  lingering_close(sock)
 end
 
 -- ===================================================================== connections
@@ -256,31 +259,31 @@ function M._serve(sock, cfg)
       return parser.parse_head(b, 1, limits)
     end)
     if not head then
-      if pos then send_error(sock, pos) else net.close(sock) end
+      if pos then send_error(sock, pos, cfg) else net.close(sock) end
       return
     end
     local expect = head.headers.expect
     if expect then
       if string_lower(expect) ~= "100-continue" then
-        send_error(sock, 417)
+        send_error(sock, 417, cfg)
         return
       end
       if head.version == "1.1" and #buf < pos + (head.length or 1) - 1 then
-        net.send(sock, "HTTP/1.1 100 Continue\r\n\r\n")
+        net.send(sock, "HTTP/1.1 100 Continue\r\n\r\n", cfg.send_timeout)
       end
     end
     local body, rest
     body, rest, buf = read_until(sock, cfg, buf, math_max(deadline, now() + cfg.read_timeout),
                                  false, function(b) return parser.parse_body(b, pos, head, limits) end)
     if not body then
-      if rest then send_error(sock, rest) else net.close(sock) end
+      if rest then send_error(sock, rest, cfg) else net.close(sock) end
       return
     end
     buf = string_sub(buf, rest)
     head.body, head.peer = body, {ip, port}
     local code, headers, payload = call_handler(handler, head)
     if not code then
-      send_error(sock, 500)
+      send_error(sock, 500, cfg)
       logger.report("error", "http: the handler failed; the client got a 500",
                     {{"request", head.method .. " " .. head.target},
                      {"reason", headers, quote = true},
@@ -290,10 +293,10 @@ function M._serve(sock, cfg)
     local ok, bytes, keep = pcall(encode_response, code, headers, payload, head.method,
                                   head.keep_alive)
     if not ok then
-      send_error(sock, 500)
+      send_error(sock, 500, cfg)
       error(bytes, 0)
     end
-    if not net.send(sock, bytes) then
+    if not net.send(sock, bytes, cfg.send_timeout) then
       net.close(sock)
       return
     end
@@ -315,7 +318,8 @@ local function server_opts(opts, fname)
   for k, v in pairs(parser.LIMITS) do limits[k] = opts[k] or v end
   local cfg = {handler = opts.handler, limits = limits,
                read_timeout = opts.read_timeout or DEFAULTS.read_timeout,
-               idle_timeout = opts.idle_timeout or DEFAULTS.idle_timeout}
+               idle_timeout = opts.idle_timeout or DEFAULTS.idle_timeout,
+               send_timeout = opts.send_timeout or DEFAULTS.send_timeout}
   local h = opts.handler
   if type(h) ~= "function" and (type(h) ~= "string" or not h:find("^[%w_.]+%.[%w_]+$")) then
     error("bad argument #1 to '" .. fname .. "' (handler must be a function or \"mod.fn\")", 3)

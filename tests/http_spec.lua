@@ -370,6 +370,24 @@ describe("http server options", function()
     P.exit(sup, "shutdown")
   end)
 
+  it("closes a connection whose client does not read its response past send_timeout", function()
+    local size = 16 * 1024 * 1024
+    local sup, p = start({send_timeout = 300,
+                          handler = function() return 200, nil, string.rep("x", size) end})
+    local sock = assert(net.connect("127.0.0.1", p, {recbuf = 4096}, 2000))
+    net.send(sock, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert.is_true(support.poll(2000, function() return #http.connections(sup) == 1 end))
+    local t0 = P.monotonic()
+    assert.is_true(support.poll(5000, function() return #http.connections(sup) == 0 end))
+    local dt = P.monotonic() - t0
+    assert.is_true(dt < 3000, "after " .. dt .. " ms")
+    local data = net.recv(sock, 0, 2000)            -- the start of what was sent
+    net.close(sock)
+    assert.are.equal("HTTP/1.1 200 OK\r\n", data:sub(1, 17))
+    P.unlink(sup)
+    P.exit(sup, "shutdown")
+  end)
+
   it("takes the handler as \"mod.fn\"", function()
     local sup, p = start({handler = "http_handlers.greet"})
     local status, headers, body = http.request("GET", "http://127.0.0.1:" .. p .. "/x")
