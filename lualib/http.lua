@@ -78,7 +78,7 @@ local type, error, pcall, xpcall, tostring, tonumber =
   type, error, pcall, xpcall, tostring, tonumber
 local debug_traceback = debug.traceback
 local pairs, ipairs = pairs, ipairs
-local math_type, math_max = math.type, math.max
+local math_type, math_floor = math.type, math.floor
 local string_lower, string_find, string_sub, string_format =
   string.lower, string.find, string.sub, string.format
 local table_concat, table_sort = table.concat, table.sort
@@ -180,7 +180,7 @@ local function lingering_close(sock)
   while left > 0 do
     local wait = deadline - now()
     if wait <= 0 then break end
-    local data = net.recv(sock, 0, math.floor(wait) + 1)
+    local data = net.recv(sock, 0, math_floor(wait) + 1)
     if not data then break end
     left = left - #data
   end
@@ -209,7 +209,7 @@ local function read_until(sock, cfg, buf, deadline, idle, parse)
     if wait <= 0 then
       err = "timeout"
     else
-      data, err = net.recv(sock, 0, math.floor(wait) + 1)
+      data, err = net.recv(sock, 0, math_floor(wait) + 1)
     end
     if not data then
       local empty = not string_find(buf, "[^\r\n]")
@@ -241,6 +241,16 @@ local function call_handler(handler, req)
   return status, headers, body == nil and "" or tostring(body)
 end
 
+--- The response to req: bytes, keep_alive | nil, reason, traceback.
+local function respond(handler, req)
+  local status, headers, body = call_handler(handler, req)
+  if not status then return nil, headers, body end
+  local ok, bytes, keep = pcall(encode_response, status, headers, body, req.method,
+                                req.keep_alive)
+  if not ok then return nil, bytes end
+  return bytes, keep
+end
+
 --- Serves one connection: requests one after another until one of the sides closes.
 function M._serve(sock, cfg)
   local handler = cfg.handler
@@ -254,7 +264,7 @@ function M._serve(sock, cfg)
   while true do
     local idle = served > 0
     local deadline = now() + (idle and cfg.idle_timeout or cfg.read_timeout)
-    local head, pos, status
+    local head, pos
     head, pos, buf = read_until(sock, cfg, buf, deadline, idle, function(b)
       return parser.parse_head(b, 1, limits)
     end)
@@ -273,28 +283,22 @@ function M._serve(sock, cfg)
       end
     end
     local body, rest
-    body, rest, buf = read_until(sock, cfg, buf, math_max(deadline, now() + cfg.read_timeout),
-                                 false, function(b) return parser.parse_body(b, pos, head, limits) end)
+    body, rest, buf = read_until(sock, cfg, buf, now() + cfg.read_timeout, false,
+                                 function(b) return parser.parse_body(b, pos, head, limits) end)
     if not body then
       if rest then send_error(sock, rest, cfg) else net.close(sock) end
       return
     end
     buf = string_sub(buf, rest)
     head.body, head.peer = body, {ip, port}
-    local code, headers, payload = call_handler(handler, head)
-    if not code then
+    local bytes, keep, trace = respond(handler, head)
+    if not bytes then
       send_error(sock, 500, cfg)
       logger.report("error", "http: the handler failed; the client got a 500",
                     {{"request", head.method .. " " .. head.target},
-                     {"reason", headers, quote = true},
-                     payload and {"traceback", payload} or nil})
-      error(headers, 0)
-    end
-    local ok, bytes, keep = pcall(encode_response, code, headers, payload, head.method,
-                                  head.keep_alive)
-    if not ok then
-      send_error(sock, 500, cfg)
-      error(bytes, 0)
+                     {"reason", keep, quote = true},
+                     trace and {"traceback", trace} or nil})
+      error(keep, 0)
     end
     if not net.send(sock, bytes, cfg.send_timeout) then
       net.close(sock)
@@ -408,7 +412,7 @@ function M.request(method, url, opts)
     else
       local wait = deadline - now()
       if wait <= 0 then return finish(nil, "timeout") end
-      local data, rerr = net.recv(sock, 0, math.floor(wait) + 1)
+      local data, rerr = net.recv(sock, 0, math_floor(wait) + 1)
       if data then
         buf = buf .. data
       elseif rerr == "closed" then

@@ -157,6 +157,9 @@ end
 
 local function limit_table(limits)
   if limits == nil then return M.LIMITS end
+  if limits.max_header_size and limits.max_headers and limits.max_body_size then
+    return limits
+  end
   local t = {}
   for k, v in pairs(M.LIMITS) do t[k] = limits[k] or v end
   return t

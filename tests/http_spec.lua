@@ -26,6 +26,8 @@ local function handler(req)
     error("handler failed", 0)
   elseif path == "/bad" then
     return "two hundred"
+  elseif path == "/inject" then
+    return 200, {["x-a"] = "a\r\nx-b: evil"}, "body"
   elseif path == "/close" then
     return 200, {connection = "close"}, "bye"
   elseif path == "/multi" then
@@ -296,6 +298,12 @@ describe("http server", function()
     local status, _, body = http.request("GET", base .. "/bad")
     assert.are.same({500, "Internal Server Error\n"}, {status, body})
     assert.are.equal(200, (http.request("GET", base .. "/hello")))
+  end)
+
+  it("answers 500 rather than write a header value holding CR LF", function()
+    local out = exchange("GET /inject HTTP/1.1\r\nHost: h\r\n\r\n", true)
+    assert.are.equal("HTTP/1.1 500 Internal Server Error", status_line(out))
+    assert.is_nil(out:find("evil", 1, true))
   end)
 
   it("serves 20 clients at once, each on its own connection", function()
