@@ -334,6 +334,29 @@ describe("http server", function()
     assert.are.equal(200, (http.request("GET", base .. "/hello")))
   end)
 
+  it("answers every mix of request fragments with a status line, never a crash", function()
+    math.randomseed(99)
+    local parts = {"GET ", "POST ", "/echo", "/hello?x", " HTTP/1.1", " HTTP/1.0", "\r\n",
+                   "\n", "Host: h\r\n", "Content-Length: 3\r\n", "Content-Length: x\r\n",
+                   "Transfer-Encoding: chunked\r\n", "3\r\nabc\r\n", "0\r\n\r\n", ": ",
+                   "Expect: 100-continue\r\n", "Connection: close\r\n", "\0", " "}
+    local seen = {}
+    for n = 1, 60 do
+      local bytes = {}
+      for i = 1, math.random(2, 10) do bytes[i] = parts[math.random(#parts)] end
+      bytes = table.concat(bytes)
+      local out = exchange(bytes)
+      if bytes:find("[^\r\n]") then
+        local code = out:match("^HTTP/1%.1 (%d%d%d) ")
+        assert.is_truthy(code, "input #" .. n .. " " .. string.format("%q", bytes) .. " got " ..
+                         string.format("%q", out))
+        seen[code] = true
+      end
+    end
+    assert.is_true(seen["400"])
+    assert.are.equal(200, (http.request("GET", base .. "/hello")))
+  end)
+
   it("survives every truncation of a request: each gets a 400, then a good one works", function()
     local full = "POST /echo?q=1 HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" ..
                  "4\r\nwiki\r\n0\r\n\r\n"
