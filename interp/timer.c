@@ -217,8 +217,9 @@ static int add(timers *tm, tmr *t) {
 
 uint64_t timer_wake(mb_runtime *rt, uint64_t pid, uint32_t gen, uint64_t deadline) {
   tmr *t = calloc(1, sizeof *t);
+  uint64_t id;
   if (t == NULL) return 0;
-  t->id = rt_make_ref(rt);
+  t->id = id = rt_make_ref(rt);
   t->deadline = deadline;
   t->kind = T_WAKE;
   t->pid = pid;
@@ -227,7 +228,7 @@ uint64_t timer_wake(mb_runtime *rt, uint64_t pid, uint32_t gen, uint64_t deadlin
     free(t);
     return 0;
   }
-  return t->id;
+  return id;   /* not t->id: once added, a near deadline may fire and free t at once */
 }
 
 int timer_send(mb_runtime *rt, uint64_t ref, uint64_t dest, char *name, mbox_item *msg,
