@@ -14,7 +14,7 @@
 
 /* Reductions (VM instructions, roughly) a process may run before it is preempted. */
 #ifndef MB_SLICE
-#define MB_SLICE 4000
+#define MB_SLICE 2000
 #endif
 
 /* Hook interval while a preemption is owed but the VM is in a non-yieldable C call. */
