@@ -1071,9 +1071,9 @@ static int dec_cfunc(lua_State *L, dec *d) {
   base = lua_gettop(L);
   lua_pushlstring(L, (const char *)f, flen);
   push_module(L, base);
-  if (lua_istable(L, -1)) {
+  if (lua_istable(L, -1)) {   /* not raw: _G and process fill themselves in on first use */
     lua_pushvalue(L, base + 1);
-    lua_rawget(L, -2);
+    lua_gettable(L, -2);
   } else {
     lua_pushnil(L);
   }

@@ -238,6 +238,16 @@ describe("a child's standard libraries, opened when first reached", function()
     assert.are.same({"r", 1, 2, true, true}, m)
   end)
 
+  it("are named by messages: base and process functions as upvalues reach a fresh child", function()
+    local ts, ip, send, me = tostring, ipairs, P.send, P.self()
+    P.spawn(function()
+      local n = 0
+      for _ in ip({1, 2}) do n = n + 1 end
+      send(me, {"r", ts(12), n})
+    end)
+    assert.are.same({"r", "12", 2}, recv({"r"}))
+  end)
+
   it("are named by messages: a function using string.format runs in a fresh child", function()
     local fmt, me = string.format, P.self()
     P.spawn(function() P.send(me, {"r", fmt("%03d", 7)}) end)
