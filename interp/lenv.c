@@ -172,7 +172,7 @@ static pthread_once_t base_once = PTHREAD_ONCE_INIT;
 
 static void find_base(void) {
   lua_State *L = luaL_newstate();
-  if (L == NULL) return;               /* base_fn[0] stays NULL: setup opens base itself */
+  if (L == NULL) return;               /* base_fn[0] stays NULL: every setup fails */
   luaL_requiref(L, LUA_GNAME, luaopen_base, 1);
   for (int i = 0; i < NBASE; i++) {
     lua_getfield(L, -1, BASE[i]);
@@ -342,10 +342,15 @@ static void string_stand_in(lua_State *L) {
 }
 
 /* getmetatable and setmetatable as base has them, except that on the globals they first
-** open every library (so strict-mode modules see no stand-in). */
+** open every library (so strict-mode modules see no stand-in), and getmetatable on a
+** string opens the string library (getmetatable("").__index is the string table). */
 static int l_getmetatable(lua_State *L) {
   luaL_checkany(L, 1);
   open_all_for(L, 1);
+  if (lua_type(L, 1) == LUA_TSTRING) {
+    open_lib(L, 1);
+    lua_pop(L, 1);
+  }
   if (!lua_getmetatable(L, 1)) {
     lua_pushnil(L);
     return 1;
