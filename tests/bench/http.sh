@@ -1,8 +1,9 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # tests/bench/http.sh — HTTP requests/s of Moonbeam's http module under wrk, beside Erlang's
 # inets httpd serving the same 6-byte response, and the echo example's round trips/s.
 # Loopback only. Needs wrk and erl with inets (Debian: wrk erlang-inets); a missing one is
-# skipped. Run from the repository root after make: sh tests/bench/http.sh
+# skipped. make bench runs it last (BENCH=http alone); by hand, after make:
+# bash tests/bench/http.sh
 # Variables: DURATION (5, seconds per run), CONNS (50), THREADS (2).
 set -u
 cd "$(dirname "$0")/../.."
@@ -14,7 +15,7 @@ tmp=$(mktemp -d)
 pids=""
 trap 'for p in $pids; do kill $p 2>/dev/null; done; rm -rf "$tmp"' EXIT INT TERM
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port() { $MB -e 'local net = require "net" local s = assert(net.listen(0)) print(select(2, net.sockname(s))) net.close(s)'; }
 wait_port() { i=0; while ! (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null; do i=$((i+1)); [ $i -gt 100 ] && return 1; sleep 0.1; done; }
 bg() { "$@" >"$tmp/log.$$" 2>&1 & pids="$pids $!"; }
 rps() { wrk -t"$T" -c"$C" -d"${D}s" "$1" | awk '/^Requests\/sec/ {print $2} /Non-2xx|Socket errors/ {print "  (" $0 ")" > "/dev/stderr"}'; }
