@@ -186,10 +186,11 @@ $(B)/bench/embed: tests/bench/embed.c interp/moonbeam.h $(B)/libmoonbeam.a | $(B
 	$(CC) $(ALL_CFLAGS) -iquote interp -o $@ $< $(B)/libmoonbeam.a $(LIBS)
 
 bench: moonbeam $(B)/bench/embed $(if $(ERLC),$(BENCH_BEAMS)) | $(B)/bench
-	@BENCH="$(BENCH)" RUNS="$(RUNS)" THREADS="$(THREADS)" BUDGET="$(BUDGET)" \
+	@export ERL_CRASH_DUMP="$(B)/bench/erl_crash.dump"; \
+	BENCH="$(BENCH)" RUNS="$(RUNS)" THREADS="$(THREADS)" BUDGET="$(BUDGET)" \
 	  TIMEOUT="$(TIMEOUT)" MEMLIMIT_MB="$(MEMLIMIT_MB)" B="$(B)" ./moonbeam -S 1 tests/bench/run.lua
 	@case ",$(BENCH)," in ,,|*,http,*) echo; echo "HTTP and echo over loopback (tests/bench/http.sh):"; \
-	  bash tests/bench/http.sh;; esac
+	  ERL_CRASH_DUMP="$(B)/bench/erl_crash.dump" bash tests/bench/http.sh;; esac
 
 # Where install puts things, each below $(DESTDIR). moonbeam.pc names PREFIX, never
 # DESTDIR, and its directories relative to ${prefix} where they lie under PREFIX.
