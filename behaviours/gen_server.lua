@@ -152,11 +152,9 @@ M._quiet = quiet
 
 -- ===================================================================== calls
 
--- Tables every request uses, made once: the options, and the reply patterns (their tag
--- is set for each request; a process makes one request at a time).
+-- Option tables every request uses, made once. (The reply patterns are made per request:
+-- a finalizer that makes a request of its own while this one waits must not change them.)
 local ALIAS, FLUSH = {alias = true}, {flush = true}
-local REPLY, DOWN = {false, ANY}, {"DOWN", false, ANY, ANY, ANY}
-local REPLY_OR_DOWN = process.any_of(REPLY, DOWN)
 
 --- A synchronous request: the shared path of call and of sys's requests. `label` is the
 -- message tag ("$gen_call" or "system"); `what(args, server, request, timeout)` names the
@@ -172,11 +170,11 @@ function M._request(server, label, request, timeout, what, args)
     process.demonitor(tag, FLUSH)
     error((tostring(err):gsub("^msg%[3%]", "request")), 3)
   end
-  REPLY[1], DOWN[2] = tag, tag
-  local msg = process.receive(REPLY_OR_DOWN, timeout)
+  local reply = {tag, ANY}
+  local msg = process.receive(process.any_of(reply, {"DOWN", tag, ANY, ANY, ANY}), timeout)
   if msg == nil then
     process.demonitor(tag, FLUSH)   -- ends the alias: no later reply can come in
-    local late = process.receive(REPLY, 0)   -- one may have come just before
+    local late = process.receive(reply, 0)   -- one may have come just before
     if late then return late[2] end
     error({"timeout", what(args, server, request, timeout)})
   end
