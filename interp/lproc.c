@@ -1060,8 +1060,9 @@ static const luaL_Reg FNS[] = {
     {NULL, NULL}};
 
 static int lib_index(lua_State *L) {
-  const char *k = lua_tostring(L, 2);
-  if (k == NULL || lua_type(L, 2) != LUA_TSTRING) return 0;
+  const char *k;
+  if (lua_type(L, 2) != LUA_TSTRING) return 0;   /* (lua_tostring would convert a number key) */
+  k = lua_tostring(L, 2);
   for (const luaL_Reg *f = FNS; f->name; f++)
     if (strcmp(k, f->name) == 0) {
       lua_pushcfunction(L, f->func);

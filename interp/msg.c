@@ -606,39 +606,44 @@ static void push_code_cache(lua_State *L) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &CODE_CACHE);
 }
 
-static int enc_bytecode(lua_State *L, msg_enc *e, int f) {
-  const char *code;
-  size_t len;
+/* The function at f dumped into e->code; 0 or MB_ENOMEM. */
+static int dump(lua_State *L, msg_enc *e, int f) {
   int rc;
-  if (e->cache) {
-    push_code_cache(L);
-    lua_pushvalue(L, f);
-    if (lua_rawget(L, -2) != LUA_TSTRING) {
-      lua_pop(L, 1);
-      e->code.len = 0;
-      lua_pushvalue(L, f);
-      rc = lua_dump(L, dump_writer, &e->code, 0);
-      lua_pop(L, 1);
-      if (rc) return MB_ENOMEM;
-      lua_pushvalue(L, f);
-      lua_pushlstring(L, (const char *)e->code.p, e->code.len);
-      lua_rawset(L, -3);
-      lua_pushvalue(L, f);
-      lua_rawget(L, -2);             /* cache, dump */
-    }
-    code = lua_tolstring(L, -1, &len);
-    rc = buf_byte(&e->buf, MSG_FUNC);
-    if (!rc) rc = put_lstr(&e->buf, code, len);
-    lua_pop(L, 2);
-    return rc;
-  }
   e->code.len = 0;
   lua_pushvalue(L, f);
   rc = lua_dump(L, dump_writer, &e->code, 0);
   lua_pop(L, 1);
-  if (rc) return MB_ENOMEM;
+  return rc ? MB_ENOMEM : 0;
+}
+
+static int enc_bytecode(lua_State *L, msg_enc *e, int f) {
+  const char *code;
+  size_t len;
+  int rc, cached = 0;
+  if (e->cache) {
+    push_code_cache(L);
+    lua_pushvalue(L, f);
+    cached = lua_rawget(L, -2) == LUA_TSTRING;   /* cache, dump-or-nil */
+    if (!cached) lua_pop(L, 2);
+  }
+  if (cached) {
+    code = lua_tolstring(L, -1, &len);
+  } else {
+    if (dump(L, e, f)) return MB_ENOMEM;
+    code = (const char *)e->code.p;
+    len = e->code.len;
+    if (e->cache) {
+      push_code_cache(L);
+      lua_pushvalue(L, f);
+      lua_pushlstring(L, code, len);
+      lua_rawset(L, -3);
+      lua_pop(L, 1);
+    }
+  }
   rc = buf_byte(&e->buf, MSG_FUNC);
-  return rc ? rc : put_lstr(&e->buf, e->code.p, e->code.len);
+  if (!rc) rc = put_lstr(&e->buf, code, len);
+  if (cached) lua_pop(L, 2);
+  return rc;
 }
 
 static int upvalue_count(lua_State *L, int f) {
